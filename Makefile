@@ -1,0 +1,33 @@
+# Two commands for a new user: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint check-defs dev clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/vtex-pipeline demo
+
+test: install lint check-defs
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check vtex_pipeline vtex_pipeline_tests
+	$(BIN)/ruff format --check vtex_pipeline vtex_pipeline_tests
+
+check-defs: install
+	VTEX_PIPELINE_START_DATE=2025-01-01 $(BIN)/dagster definitions validate -m vtex_pipeline.definitions
+
+dev: install
+	$(BIN)/vtex-pipeline dev
+
+clean:
+	rm -rf $(VENV) data .dagster_home .pytest_cache .ruff_cache

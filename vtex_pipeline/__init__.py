@@ -1,0 +1,1 @@
+"""vtex-pipeline: VTEX -> DuckDB -> icomm customer profiles, orchestrated by Dagster."""

@@ -1,0 +1,1 @@
+"""Dagster assets: thin wrappers that call the VTEX client and the warehouse."""

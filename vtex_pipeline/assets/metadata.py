@@ -1,0 +1,42 @@
+"""Materialization metadata shared by the assets: row count, schema, preview, API figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from vtex_pipeline.sync.report import SyncReport
+
+
+def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, *, preview_rows: int = 5) -> dict[str, Any]:
+    """Row count, column schema and a markdown preview (without the bulky JSON column)."""
+    cols = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    shown = [c for c, _ in cols if c != "record"][:10]
+    df = conn.execute(f"SELECT {', '.join(shown)} FROM {table} LIMIT {preview_rows}").df()
+    return {
+        "dagster/row_count": int(count),
+        "dagster/table_name": table,
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in cols]),
+        "preview": dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(empty)_"),
+    }
+
+
+def report_metadata(report: SyncReport) -> dict[str, Any]:
+    meta: dict[str, Any] = {f"sync/{k}": int(v) for k, v in sorted(report.counts.items())}
+    meta["sync/seconds"] = round(report.seconds, 3)
+    meta["sync/rejected"] = len(report.rejected)
+    if report.rejected:
+        reasons = report.rejected_reasons()
+        meta["sync/rejected_reasons"] = dg.MetadataValue.md(
+            "| reason | records |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in reasons.items())
+        )
+    for k, v in report.api.items():
+        if isinstance(v, int | float):
+            meta[f"api/{k}"] = v
+    return meta

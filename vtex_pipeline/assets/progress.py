@@ -1,0 +1,36 @@
+"""Progress lines for long syncs: records done, rate and time left, at most every few seconds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class ProgressLog:
+    """A `progress(label, done, total)` callback that writes throttled lines to `emit`."""
+
+    def __init__(self, emit: Callable[[str], None], every_seconds: float = 10.0) -> None:
+        self.emit = emit
+        self.every = every_seconds
+        self.started: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        start = self.started.setdefault(label, now)
+        finished = total is not None and done >= total
+        if not finished and now - self.last.get(label, 0.0) < self.every:
+            return
+        self.last[label] = now
+        elapsed = now - start
+        if elapsed < 1.0:
+            self.emit(f"{label}: {done:,}" + (f"/{total:,}" if total else "") + " done")
+            return
+        rate = done / elapsed
+        if total:
+            left = (total - done) / rate if rate > 0 else float("inf")
+            self.emit(
+                f"{label}: {done:,}/{total:,} ({100 * done / total:.0f}%), {rate:,.1f}/s, ~{left:,.0f}s left"
+            )
+        else:
+            self.emit(f"{label}: {done:,} so far, {rate:,.1f}/s")

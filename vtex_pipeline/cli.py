@@ -1,0 +1,280 @@
+"""`vtex-pipeline`: verify credentials, run a complete pass, serve the simulators, run the demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from contextlib import ExitStack, suppress
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vtex_pipeline.config import ConfigError, IntegrationConfig, load_integrations
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+DEMO_APP_KEY = "vtexappkey-demo-LOCAL"
+DEMO_APP_TOKEN = "demo-token-not-a-secret"
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    sys.exit(2)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug lines of the VTEX client.")
+def main(verbose: bool) -> None:
+    """Sync a VTEX store into DuckDB and keep icomm contact profiles up to date."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+# --------------------------------------------------------------------------------------------- verify
+@main.command()
+def verify() -> None:
+    """Check the VTEX key's permissions and list the sales channels (the seed's "Verificar" step)."""
+    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+    from vtex_pipeline.vtex.verify import verify_vtex
+
+    try:
+        integrations = load_integrations()
+    except ConfigError as exc:
+        _fail(str(exc))
+    failed = False
+    for cfg in integrations:
+        if not cfg.vtex_base_url:
+            _fail("VTEX_ACCOUNT (or VTEX_BASE_URL) is not set")
+        key, token = os.environ.get(cfg.app_key_env), os.environ.get(cfg.app_token_env)
+        if not key or not token:
+            _fail(f"{cfg.app_key_env} and {cfg.app_token_env} must be set")
+        settings = VtexSettings(
+            account=cfg.account or "simulated",
+            environment=cfg.environment,
+            app_key=key,
+            app_token=token,
+            base_url=cfg.base_url,
+            requests_per_second=cfg.requests_per_second,
+            concurrency=1,
+            max_attempts=2,
+            timeout=cfg.request_timeout,
+        )
+        with VtexClient(settings) as client:
+            report = verify_vtex(client)
+        table = Table(title=f"VTEX permissions — {cfg.name} ({report.base_url})")
+        table.add_column("permission")
+        table.add_column("status")
+        table.add_column("what to grant when missing")
+        if report.auth_error:
+            console.print(table)
+            err_console.print(f"[bold red]not connected:[/] {report.auth_error}")
+            failed = True
+            continue
+        for check in report.checks:
+            status = "[green]OK[/]" if check.ok else f"[red]missing[/] ({check.status})"
+            table.add_row(check.permission.label, status, "" if check.ok else check.grant)
+        console.print(table)
+        channels = Table(title="sales channels")
+        channels.add_column("id")
+        channels.add_column("name")
+        for sc_id, name in report.sales_channels:
+            channels.add_row(str(sc_id), name)
+        console.print(channels)
+        if cfg.sales_channels:
+            known = {str(i) for i, _ in report.sales_channels}
+            unknown = [c for c in cfg.sales_channels if c not in known]
+            if unknown and report.sales_channels:
+                err_console.print(
+                    f"[red]unknown sales channel id(s) in VTEX_SALES_CHANNELS:[/] {', '.join(unknown)}"
+                )
+                failed = True
+        failed = failed or not report.ok
+    sys.exit(1 if failed else 0)
+
+
+# ------------------------------------------------------------------------------------------------ run
+def _instance(stack: ExitStack):
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return stack.enter_context(dg.DagsterInstance.get())
+    return stack.enter_context(dg.DagsterInstance.ephemeral())
+
+
+def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
+    from vtex_pipeline.runner import run_integration
+
+    failures = 0
+    with ExitStack() as stack:
+        instance = _instance(stack)
+        for cfg in integrations:
+            with console.status(f"[bold]{cfg.name}[/]: syncing up to the end of {as_of} ({cfg.timezone})"):
+                outcome = run_integration(cfg, as_of, instance=instance)
+            if outcome.partition_range is None:
+                console.print(f"{cfg.name}: already synced up to {as_of}; nothing to do")
+            elif outcome.success:
+                a, b = outcome.partition_range
+                console.print(f"{cfg.name}: synced windows {a} .. {b} (run {outcome.run_id})")
+            else:
+                failures += 1
+                err_console.print(f"[bold red]{cfg.name}: failed:[/] {outcome.error} (run {outcome.run_id})")
+    return failures
+
+
+@main.command()
+@click.option(
+    "--as-of",
+    "as_of",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Day D (store time zone).",
+)
+def run(as_of: datetime) -> None:
+    """Sync everything up to the end of day D (idempotent: a second run has nothing to do)."""
+    try:
+        integrations = load_integrations()
+    except ConfigError as exc:
+        _fail(str(exc))
+    for cfg in integrations:
+        if not cfg.vtex_base_url:
+            _fail(f"{cfg.name}: VTEX_ACCOUNT (or VTEX_BASE_URL) is not set")
+        for var in (cfg.app_key_env, cfg.app_token_env):
+            if not os.environ.get(var):
+                _fail(f"{cfg.name}: {var} is not set")
+    failures = run_pass(integrations, as_of.date())
+    sys.exit(1 if failures else 0)
+
+
+# ------------------------------------------------------------------------------------------- simulate
+@main.group()
+def simulate() -> None:
+    """Serve a simulated VTEX store (or icomm) on 127.0.0.1."""
+
+
+def _store(fixture: str | None, customers: int, orders: int, seed: int):
+    from vtex_pipeline.simulators.generator import generate_store
+    from vtex_pipeline.simulators.store import load_fixture
+
+    if fixture:
+        return load_fixture(Path(fixture))
+    return load_fixture(generate_store(customers=customers, orders=orders, seed=seed, now=datetime.now(UTC)))
+
+
+@simulate.command("vtex")
+@click.option("--port", type=int, default=8081, show_default=True)
+@click.option(
+    "--fixture", type=click.Path(exists=True, dir_okay=False), help="Fixture store JSON (interfaces.md)."
+)
+@click.option("--customers", type=int, default=2000, show_default=True)
+@click.option("--orders", type=int, default=6000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--app-key", default=DEMO_APP_KEY, show_default=True)
+@click.option("--app-token", default=DEMO_APP_TOKEN, show_default=False, help="Token the simulator accepts.")
+@click.option("--faults", default="", help="e.g. 'rate429=0.05,retry_after=1,rate503=0.02,seed=7'.")
+def simulate_vtex(
+    port: int,
+    fixture: str | None,
+    customers: int,
+    orders: int,
+    seed: int,
+    app_key: str,
+    app_token: str,
+    faults: str,
+) -> None:
+    """Serve a VTEX store with the real API's paths, paging, limits and errors."""
+    from vtex_pipeline.simulators.faults import FaultSpec
+    from vtex_pipeline.simulators.vtex_server import serve
+
+    store = _store(fixture, customers, orders, seed)
+    console.print(
+        f"VTEX simulator on http://127.0.0.1:{port} — {len(store.clients):,} customers, {len(store.orders):,} orders"
+    )
+    serve(
+        store,
+        port=port,
+        app_keys={app_key: {"token": app_token, "permissions": ["*"]}},
+        faults=FaultSpec.parse(faults) if faults else None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- demo
+def _start_demo_store(stack: ExitStack, customers: int, orders: int, seed: int) -> str:
+    from vtex_pipeline.simulators.server import ServerThread
+    from vtex_pipeline.simulators.vtex_server import create_app
+
+    store = _store(None, customers, orders, seed)
+    app = create_app(store, app_keys={DEMO_APP_KEY: {"token": DEMO_APP_TOKEN, "permissions": ["*"]}})
+    server = stack.enter_context(ServerThread(app))
+    return server.url
+
+
+def _demo_env(url: str, duckdb_path: str) -> dict[str, str]:
+    return {
+        "VTEX_ACCOUNT": "demostore",
+        "VTEX_BASE_URL": url,
+        "VTEX_APP_KEY": DEMO_APP_KEY,
+        "VTEX_APP_TOKEN": DEMO_APP_TOKEN,
+        "VTEX_REQUESTS_PER_SECOND": os.environ.get("VTEX_REQUESTS_PER_SECOND", "1000"),
+        "VTEX_CONCURRENCY": os.environ.get("VTEX_CONCURRENCY", "8"),
+        "VTEX_PIPELINE_DUCKDB": duckdb_path,
+    }
+
+
+@main.command()
+@click.option("--customers", type=int, default=2000, show_default=True)
+@click.option("--orders", type=int, default=6000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--duckdb", "duckdb_path", default="data/demo.duckdb", show_default=True)
+@click.option("--fresh/--keep", default=True, show_default=True, help="Start from an empty DuckDB file.")
+def demo(customers: int, orders: int, seed: int, duckdb_path: str, fresh: bool) -> None:
+    """Serve a generated store on a free port, run the pipeline end to end, print what it loaded."""
+    from vtex_pipeline.config import integration_from_env
+    from vtex_pipeline.summary import print_summary
+
+    if fresh:
+        for suffix in ("", ".wal"):
+            Path(duckdb_path + suffix).unlink(missing_ok=True)
+    with ExitStack() as stack:
+        with console.status(f"generating a store of {customers:,} customers and {orders:,} orders"):
+            url = _start_demo_store(stack, customers, orders, seed)
+        env = _demo_env(url, duckdb_path)
+        os.environ.update(env)
+        cfg = integration_from_env(os.environ)
+        console.print(f"VTEX simulator at {url}; DuckDB file {duckdb_path}")
+        failures = run_pass([cfg], datetime.now(UTC).date())
+        print_summary(console, cfg, store_url=url)
+    sys.exit(1 if failures else 0)
+
+
+@main.command()
+@click.option("--customers", type=int, default=2000, show_default=True)
+@click.option("--orders", type=int, default=6000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def dev(customers: int, orders: int, seed: int) -> None:
+    """`dagster dev` against the embedded demo store (when no VTEX account is configured)."""
+    with ExitStack() as stack:
+        env = dict(os.environ)
+        if not env.get("VTEX_ACCOUNT") and not env.get("VTEX_BASE_URL"):
+            url = _start_demo_store(stack, customers, orders, seed)
+            env.update(_demo_env(url, env.get("VTEX_PIPELINE_DUCKDB", "data/dev.duckdb")))
+            console.print(f"embedded demo store at {url}")
+        env.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        dagster_yaml = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+        if not dagster_yaml.exists():
+            dagster_yaml.write_text(Path("dagster.yaml").read_text())
+        with suppress(KeyboardInterrupt):
+            subprocess.run(
+                [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"], env=env, check=False
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Integration settings: one VTEX account, where its data lives and how politely it is synced.
+
+Read from the environment (and a `.env` file) for a single integration, or from a YAML file listing
+several (`VTEX_PIPELINE_INTEGRATIONS`). Secrets are never held here: only the *names* of the environment
+variables that hold them, so nothing secret reaches Dagster's run config, metadata or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from dotenv import load_dotenv
+from pydantic import BaseModel, Field, field_validator
+
+DEFAULT_REQUESTS_PER_SECOND = 10.0
+DEFAULT_CONCURRENCY = 4
+ORDER_HORIZON_DAYS = 730  # VTEX serves orders created in the last two years only
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def default_start_date(today: date | None = None) -> date:
+    """Two years back (VTEX's order horizon), floored to the month so the partition set is stable."""
+    today = today or datetime.now(UTC).date()
+    back = today - timedelta(days=ORDER_HORIZON_DAYS)
+    return back.replace(day=1)
+
+
+class IntegrationConfig(BaseModel):
+    """One VTEX account synced into one DuckDB file."""
+
+    name: str = Field(default="vtex", description="asset key prefix; lowercase letters, digits, _")
+    account: str | None = None
+    environment: str = "vtexcommercestable"
+    base_url: str | None = None
+    app_key_env: str = "VTEX_APP_KEY"
+    app_token_env: str = "VTEX_APP_TOKEN"
+    sales_channels: list[str] | None = None
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    concurrency: int = DEFAULT_CONCURRENCY
+    request_timeout: float = 30.0
+    ecommerce_url: str | None = None
+    duckdb_path: str = "data/vtex.duckdb"
+    timezone: str = "UTC"
+    start_date: date = Field(default_factory=default_start_date)
+    order_lookback_days: int = 30
+    customer_overlap_minutes: int = 60
+    catalog_stale_days: int = 7
+    sync_chunk_days: int = 7
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", v):
+            raise ValueError(
+                f"integration name {v!r} must be lowercase letters, digits and _ (it prefixes asset keys)"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Sao_Paulo)") from exc
+        return v
+
+    @field_validator("requests_per_second")
+    @classmethod
+    def _rps(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("requests_per_second must be > 0")
+        return v
+
+    @field_validator("concurrency")
+    @classmethod
+    def _conc(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("concurrency must be >= 1")
+        return v
+
+    @property
+    def vtex_base_url(self) -> str | None:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.account:
+            return f"https://{self.account}.{self.environment}.com.br"
+        return None
+
+    @property
+    def sales_channel_set(self) -> set[str] | None:
+        return set(self.sales_channels) if self.sales_channels else None
+
+    def resource_key(self, kind: str) -> str:
+        """Dagster resource key of this integration's `kind` ("duckdb", "vtex", ...)."""
+        return f"{self.name}_{kind}"
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    if not value or not value.strip() or value.strip().lower() == "all":
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def integration_from_env(environ: Mapping[str, str] | None = None) -> IntegrationConfig:
+    """The single integration described by the `VTEX_*` / `VTEX_PIPELINE_*` variables."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {
+        "account": env.get("VTEX_ACCOUNT") or None,
+        "environment": env.get("VTEX_ENVIRONMENT") or "vtexcommercestable",
+        "base_url": env.get("VTEX_BASE_URL") or None,
+        "sales_channels": _split_list(env.get("VTEX_SALES_CHANNELS")),
+        "ecommerce_url": env.get("VTEX_ECOMMERCE_URL") or None,
+        "duckdb_path": env.get("VTEX_PIPELINE_DUCKDB") or "data/vtex.duckdb",
+        "timezone": env.get("VTEX_PIPELINE_TIMEZONE") or "UTC",
+    }
+    optional = {
+        "requests_per_second": "VTEX_REQUESTS_PER_SECOND",
+        "concurrency": "VTEX_CONCURRENCY",
+        "start_date": "VTEX_PIPELINE_START_DATE",
+        "order_lookback_days": "VTEX_PIPELINE_ORDER_LOOKBACK_DAYS",
+        "name": "VTEX_PIPELINE_INTEGRATION_NAME",
+    }
+    for field, var in optional.items():
+        if env.get(var):
+            raw[field] = env[var]
+    try:
+        return IntegrationConfig.model_validate(raw)
+    except Exception as exc:  # pydantic.ValidationError: re-worded to name the variables
+        raise ConfigError(f"invalid VTEX configuration from the environment: {exc}") from exc
+
+
+def load_integrations(
+    environ: Mapping[str, str] | None = None, *, dotenv: bool = True
+) -> list[IntegrationConfig]:
+    """Every configured integration: the YAML file in `VTEX_PIPELINE_INTEGRATIONS`, else the env's one."""
+    if dotenv and environ is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+    env = os.environ if environ is None else environ
+    path = env.get("VTEX_PIPELINE_INTEGRATIONS")
+    if not path:
+        return [integration_from_env(env)]
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read VTEX_PIPELINE_INTEGRATIONS file {path}: {exc}") from exc
+    items = doc.get("integrations") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{path}: expected a list under 'integrations'")
+    configs = []
+    for i, item in enumerate(items):
+        try:
+            configs.append(IntegrationConfig.model_validate(item))
+        except Exception as exc:
+            raise ConfigError(f"{path}: integration #{i + 1} is invalid: {exc}") from exc
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: integration names must be unique, got {names}")
+    return configs

@@ -1,0 +1,40 @@
+"""The 4-hour UTC windows that raw data is partitioned by, and helpers to map times onto them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+PARTITION_FMT = "%Y-%m-%d-%H:%M"
+WINDOW = timedelta(hours=4)
+
+
+def four_hourly_partitions(start: date) -> dg.TimeWindowPartitionsDefinition:
+    """Windows [00:00, 04:00), [04:00, 08:00), ... UTC; `end_offset=1` exposes the window in progress."""
+    return dg.TimeWindowPartitionsDefinition(
+        start=datetime(start.year, start.month, start.day, tzinfo=UTC).strftime(PARTITION_FMT),
+        cron_schedule="0 */4 * * *",
+        fmt=PARTITION_FMT,
+        timezone="UTC",
+        end_offset=1,
+    )
+
+
+def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
+
+
+def window_start(ts: datetime) -> datetime:
+    """Start of the 4-hour UTC window holding `ts` (compared at millisecond precision, as VTEX's index)."""
+    ts = ts.astimezone(UTC)
+    ts = ts.replace(microsecond=(ts.microsecond // 1000) * 1000)
+    return ts.replace(hour=ts.hour - ts.hour % 4, minute=0, second=0, microsecond=0)
+
+
+def partition_key_for(ts: datetime) -> str:
+    return window_start(ts).strftime(PARTITION_FMT)
+
+
+def parse_partition_key(key: str) -> datetime:
+    return datetime.strptime(key, PARTITION_FMT).replace(tzinfo=UTC)

@@ -1,0 +1,127 @@
+"""Fault injection for the VTEX store simulator.
+
+Real VTEX throttles (429 + Retry-After), trips circuit breakers (503/504), is sometimes slow and
+sometimes truncates bodies; the pipeline's client must survive all of that, so the simulator can
+reproduce each one deterministically from a seed.
+
+Grammar: comma-separated ``name=value`` pairs, e.g. ``rate429=0.1,retry_after=1,slow=0.02,seed=7``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, fields
+
+_FLOAT_FIELDS = {
+    "rate429",
+    "rate503",
+    "rate504",
+    "slow",
+    "slow_seconds",
+    "malformed",
+    "latency",
+    "retry_after",
+}
+_INT_FIELDS = {"storm429", "limit_rps", "seed"}
+
+
+@dataclass
+class FaultDecision:
+    """What to do with one /api request."""
+
+    status: int | None = None  # short-circuit with this status (429/503/504)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to sleep before answering
+    malformed: bool = False  # truncate the (200) body
+
+
+@dataclass
+class FaultSpec:
+    rate429: float = 0.0
+    retry_after: float = 1.0
+    rate503: float = 0.0
+    rate504: float = 0.0
+    slow: float = 0.0
+    slow_seconds: float = 3.0
+    malformed: float = 0.0
+    storm429: int = 0
+    latency: float = 0.0
+    limit_rps: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._storm_left = self.storm429
+        self._window: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def parse(cls, spec: str | None) -> FaultSpec:
+        """Parse ``name=value,...``; an empty spec means no faults. Unknown names raise ValueError."""
+        kw: dict[str, float | int] = {}
+        for part in (spec or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep:
+                raise ValueError(f"fault spec item {part!r} is not name=value")
+            if name in _FLOAT_FIELDS:
+                kw[name] = float(value)
+            elif name in _INT_FIELDS:
+                kw[name] = int(value)
+            else:
+                raise ValueError(f"unknown fault {name!r}; known: {sorted(_FLOAT_FIELDS | _INT_FIELDS)}")
+        return cls(**kw)  # type: ignore[arg-type]
+
+    def to_spec(self) -> str:
+        default = FaultSpec()
+        parts = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return ",".join(parts)
+
+    @property
+    def active(self) -> bool:
+        return self.to_spec() != ""
+
+    def _retry_headers(self) -> dict[str, str]:
+        if self.retry_after <= 0:
+            return {}
+        ra = self.retry_after
+        return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
+
+    def decide(self) -> FaultDecision:
+        """Draw the fault for the next /api request (thread-safe, deterministic per seed)."""
+        with self._lock:
+            d = FaultDecision(delay=self.latency)
+            if self._storm_left > 0:
+                self._storm_left -= 1
+                d.status, d.headers = 429, self._retry_headers()
+                return d
+            if self.limit_rps > 0:
+                t = time.monotonic()
+                while self._window and t - self._window[0] >= 1.0:
+                    self._window.popleft()
+                if len(self._window) >= self.limit_rps:
+                    d.status, d.headers = 429, {"Retry-After": "1"}
+                    return d
+                self._window.append(t)
+            r = self._rng.random
+            if self.slow and r() < self.slow:
+                d.delay += self.slow_seconds
+            if self.rate429 and r() < self.rate429:
+                d.status, d.headers = 429, self._retry_headers()
+            elif self.rate503 and r() < self.rate503:
+                d.status = 503
+            elif self.rate504 and r() < self.rate504:
+                d.status = 504
+            elif self.malformed and r() < self.malformed:
+                d.malformed = True
+            return d

@@ -1,0 +1,1 @@
+"""VTEX REST client: auth, rate limit, retries, paging. Knows nothing of Dagster or DuckDB."""

@@ -1,0 +1,597 @@
+"""HTTP core of the VTEX client: settings, pacing, retries, error mapping, bounded concurrency.
+
+VTEX throttles per account/route with limits that are not published and vary during the day, and the
+seed promises the store's own site is never slowed down. So every request goes through one shared
+rate limiter (all endpoints together), concurrency is bounded, 429s are honoured (`Retry-After`) for all
+threads at once, and transient failures back off exponentially with full jitter.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from vtex_pipeline.vtex.errors import (
+    VtexAuthError,
+    VtexError,
+    VtexNotFound,
+    VtexPermissionError,
+    VtexRequestFailed,
+)
+from vtex_pipeline.vtex.permissions import permission_for
+
+log = logging.getLogger("vtex_pipeline.vtex")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+_QUERY_RE = re.compile(r"\?[^\s'\"]*")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _mask(value: str | None) -> str:
+    if not value:
+        return "''"
+    return "'***'"
+
+
+@dataclass(repr=False)
+class VtexSettings:
+    """Connection settings. Defaults are conservative: 10 requests/s and 4 in flight per account."""
+
+    account: str = ""
+    environment: str = "vtexcommercestable"
+    app_key: str = ""
+    app_token: str = ""
+    base_url: str | None = None
+    requests_per_second: float = 10.0
+    concurrency: int = 4
+    timeout: float = 30.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 64.0
+    retry_after_max: float = 300.0  # a Retry-After above this is capped (a stuck pipeline helps no one)
+    # A 429 means "slow down", not "broken": throttled answers do not use up max_attempts, but a call
+    # that stays throttled this many times in a row still fails, naming the call.
+    max_throttled: int = 60
+
+    def __post_init__(self) -> None:
+        if not self.requests_per_second or self.requests_per_second <= 0:
+            raise ValueError("requests_per_second must be > 0")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be > 0")
+
+    @property
+    def base(self) -> str:
+        """Root URL without trailing slash: VTEX_BASE_URL, else https://{account}.{environment}.com.br."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if not self.account:
+            raise VtexError("VTEX_ACCOUNT is not set (nor VTEX_BASE_URL): cannot build the VTEX URL")
+        return f"https://{self.account}.{self.environment}.com.br"
+
+    def replace(self, **changes: Any) -> VtexSettings:
+        """A copy with some fields changed (e.g. fewer attempts for cheap probes)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VtexSettings:
+        """Read VTEX_* variables (see docs/interfaces): unset or empty values keep the defaults."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        kwargs: dict[str, Any] = {}
+        for var, attr in (
+            ("VTEX_ACCOUNT", "account"),
+            ("VTEX_ENVIRONMENT", "environment"),
+            ("VTEX_APP_KEY", "app_key"),
+            ("VTEX_APP_TOKEN", "app_token"),
+            ("VTEX_BASE_URL", "base_url"),
+        ):
+            value = get(var)
+            if value is not None:
+                kwargs[attr] = value
+        for var, attr, conv in (
+            ("VTEX_REQUESTS_PER_SECOND", "requests_per_second", float),
+            ("VTEX_CONCURRENCY", "concurrency", int),
+        ):
+            value = get(var)
+            if value is not None:
+                try:
+                    kwargs[attr] = conv(value)
+                except ValueError:
+                    raise ValueError(f"{var} must be a number, got {value!r}") from None
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.name}={_mask(value) if f.name in ('app_key', 'app_token') else repr(value)}")
+        return f"VtexSettings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+class RateLimiter:
+    """Paces requests at `rate` per second across threads.
+
+    Each acquire takes the next slot, at least 1/rate after the previous request actually left, and
+    at least 1 s + `slack` after the request `floor(rate)` sends earlier, so no 1-second window holds
+    more than `rate` requests even when network jitter shifts arrivals by a few milliseconds at
+    VTEX (or at a test server). The sleep happens under the lock on purpose: a late wake-up only
+    widens the gaps, never lets two requests bunch up.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        slack: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.rate = rate
+        self.interval = 1.0 / rate
+        self.slack = slack
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0  # earliest time for the next request (pacing)
+        self._paused_until = 0.0  # set by defer(); separate so pacing never overwrites a pause
+        per_window = math.floor(rate)
+        self._recent: deque[float] | None = deque(maxlen=per_window) if per_window >= 1 else None
+
+    def _target(self) -> float:
+        target = max(self._next, self._paused_until)
+        recent = self._recent
+        if recent is not None and len(recent) == recent.maxlen:
+            target = max(target, recent[0] + 1.0 + self.slack)
+        return target
+
+    def acquire(self) -> float:
+        """Block until this caller may send; returns the seconds waited."""
+        start = self._clock()
+        with self._lock:
+            now = self._clock()
+            while (target := self._target()) > now:
+                self._sleep(target - now)
+                now = self._clock()
+            self._next = now + self.interval
+            if self._recent is not None:
+                self._recent.append(now)
+        return self._clock() - start
+
+    def defer(self, seconds: float) -> None:
+        """Hold every caller back for `seconds` (after a 429: the whole account is throttled)."""
+        until = self._clock() + max(0.0, seconds)
+        # No lock (a holder may be sleeping in acquire); acquire re-reads this after every sleep.
+        if until > self._paused_until:
+            self._paused_until = until
+
+
+class RequestStats:
+    """Thread-safe counters for observability (Dagster metadata, logs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.throttled = 0
+        self.server_errors = 0
+        self.rate_limit_wait_seconds = 0.0
+        self.by_call: Counter[str] = Counter()
+
+    def record_request(self, call: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.by_call[call] += 1
+
+    def record_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def record_throttled(self) -> None:
+        with self._lock:
+            self.throttled += 1
+
+    def record_server_error(self) -> None:
+        with self._lock:
+            self.server_errors += 1
+
+    def add_wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            self.rate_limit_wait_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "throttled": self.throttled,
+                "server_errors": self.server_errors,
+                "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 3),
+                "by_call": dict(self.by_call),
+            }
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _body_message(resp: requests.Response) -> str:
+    """The human part of a VTEX error body ({"Message": ...}, {"error": {"message": ...}}, or text)."""
+    text = ""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("Message", "message", "error_description", "error", "Error"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("Message") or json.dumps(value)[:300]
+            if value:
+                text = str(value)
+                break
+        if not text:
+            text = json.dumps(data)[:300]
+    elif data is not None:
+        text = json.dumps(data)[:300]
+    else:
+        try:
+            text = resp.text
+        except Exception:  # noqa: BLE001 - any decoding trouble: no message
+            text = ""
+    text = " ".join(text.split())
+    return text[:300]
+
+
+class VtexClient:
+    """One pooled session to one VTEX account; every call is paced, timed out, retried and mapped.
+
+    Thread-safe for concurrent `request`/`get_json` calls (the assets fan out order/product fetches).
+    """
+
+    def __init__(
+        self,
+        settings: VtexSettings,
+        session: requests.Session | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        stats: RequestStats | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base = settings.base
+        self.limiter = limiter or RateLimiter(settings.requests_per_second)
+        self.stats = stats or RequestStats()
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        self._auth_headers = {
+            "X-VTEX-API-AppKey": settings.app_key,
+            "X-VTEX-API-AppToken": settings.app_token,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        if self._owns_session:
+            pool = max(settings.concurrency, 10)
+            adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
+            self.session.headers.update(self._auth_headers)
+        # Real keys/tokens are long; scrubbing a 1-3 character test value would mangle every message.
+        self._secrets = [s for s in (settings.app_key, settings.app_token) if s and len(s) >= 4]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> VtexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VtexClient(base={self.base!r}, settings={self.settings!r})"
+
+    # -- public calls --------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        call: str | None = None,
+        max_attempts: int | None = None,
+    ) -> requests.Response:
+        """Send with pacing and retries; returns the successful (2xx) response or raises a VtexError."""
+        resp, _ = self._send(method, path, params, headers, call, False, max_attempts)
+        return resp
+
+    def get_json(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        call: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Any:
+        """GET and decode JSON; a 2xx with a broken/truncated body is retried like a 5xx."""
+        _, data = self._send("GET", path, params, headers, call, True, max_attempts)
+        return data
+
+    def get_json_response(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        call: str | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[Any, requests.Response]:
+        """Like get_json, also returning the response (for paging headers such as REST-Content-Range)."""
+        resp, data = self._send("GET", path, params, headers, call, True, max_attempts)
+        return data, resp
+
+    def map_concurrent(
+        self, fn: Callable[[T], R], items: Iterable[T], concurrency: int | None = None
+    ) -> Iterator[tuple[T, R | None, Exception | None]]:
+        return map_concurrent(fn, items, concurrency or self.settings.concurrency)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """Remove the key and token from any text that may reach an exception or a log line."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
+        cap = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** (attempt - 1)))
+        return random.uniform(0, cap)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        call: str | None,
+        parse_json: bool,
+        max_attempts: int | None,
+    ) -> tuple[requests.Response, Any]:
+        method = method.upper()
+        if not path.startswith("/"):
+            path = "/" + path
+        shown_path = path.split("?", 1)[0]
+        call_name = call or f"{method} {shown_path}"
+        attempts = max(1, max_attempts or self.settings.max_attempts)
+        url = self.base + path
+        req_headers = dict(self._auth_headers)
+        if headers:
+            req_headers.update(headers)
+
+        last_status: int | None = None
+        last_error: str | None = None
+        attempt = 0
+        throttled_in_a_row = 0
+        while True:
+            attempt += 1
+            self.stats.add_wait(self.limiter.acquire())
+            self.stats.record_request(call_name)
+            throttled = False
+            delay: float | None = None
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=req_headers,
+                    timeout=self.settings.timeout,
+                    allow_redirects=False,  # never forward the key/token to another host
+                )
+            except _TRANSPORT_ERRORS as exc:
+                last_status = None
+                # urllib3 messages embed the URL: drop its query string (it may hold e-mails/ids)
+                last_error = _QUERY_RE.sub("", self.scrub(f"{type(exc).__name__}: {exc}"))[:300]
+            else:
+                status = resp.status_code
+                last_status = status
+                log.debug("VTEX %s %s %s -> %d", call_name, method, shown_path, status)
+                if 200 <= status < 300:
+                    if not parse_json:
+                        return resp, None
+                    if status == 204 or not resp.content:
+                        if status == 204:
+                            return resp, None
+                        last_error = "empty body"
+                    else:
+                        try:
+                            return resp, resp.json()
+                        except ValueError:
+                            last_error = "malformed JSON body"
+                elif status in RETRY_STATUSES:
+                    last_error = self.scrub(_body_message(resp))[:120] or None
+                    if status == 429:
+                        throttled = True
+                        self.stats.record_throttled()
+                    else:
+                        self.stats.record_server_error()
+                    if status in (429, 503):
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        if retry_after is not None:
+                            delay = min(retry_after, self.settings.retry_after_max)
+                    resp.close()
+                else:
+                    raise self._error_for(resp, method, shown_path, call_name)
+            if throttled:
+                throttled_in_a_row += 1
+                attempt -= 1  # throttling is not a failure of the call
+                if throttled_in_a_row > self.settings.max_throttled:
+                    attempt = attempts
+                    break
+            else:
+                throttled_in_a_row = 0
+            if attempt >= attempts:
+                break
+            if delay is None:
+                delay = self._backoff(throttled_in_a_row if throttled else attempt)
+            self.stats.record_retry()
+            if last_status is None:
+                reason = last_error or "no response"
+            else:
+                reason = f"status {last_status}" + (f": {last_error}" if last_error else "")
+            log.warning(
+                "VTEX %s (%s %s) attempt %d/%d failed (%s); retrying in %.2fs",
+                call_name,
+                method,
+                shown_path,
+                max(attempt, 1),
+                attempts,
+                reason,
+                delay,
+            )
+            if throttled:
+                self.limiter.defer(delay)
+                self.stats.add_wait(delay)
+            time.sleep(delay)
+        raise VtexRequestFailed(
+            method=method,
+            path=shown_path,
+            attempts=attempts,
+            last_status=last_status,
+            last_error=last_error,
+            call=call_name,
+        )
+
+    def _error_for(self, resp: requests.Response, method: str, path: str, call: str) -> VtexError:
+        status = resp.status_code
+        if status == 401:
+            return VtexAuthError(method=method, path=path, call=call)
+        if status == 403:
+            return VtexPermissionError(
+                method=method, path=path, permission=permission_for(method, path), call=call
+            )
+        detail = self.scrub(_body_message(resp))
+        suffix = f": {detail}" if detail else ""
+        if status == 404:
+            return VtexNotFound(
+                f"VTEX returned 404 on {method} {path}{suffix}",
+                status=404,
+                method=method,
+                path=path,
+                call=call,
+            )
+        return VtexError(
+            f"VTEX returned {status} on {method} {path}{suffix}",
+            status=status,
+            method=method,
+            path=path,
+            call=call,
+        )
+
+
+def map_concurrent(
+    fn: Callable[[T], R], items: Iterable[T], concurrency: int
+) -> Iterator[tuple[T, R | None, Exception | None]]:
+    """Run fn over items with at most `concurrency` in flight; yield (item, result, exc) as they finish.
+
+    Items are pulled lazily (a bounded window), so 60,000 ids never become 60,000 queued futures.
+    Exceptions are yielded, not raised: the caller decides what a failed item means.
+    """
+    concurrency = max(1, int(concurrency))
+    iterator = iter(items)
+    pending: dict[Future[R], T] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vtex") as executor:
+
+        def submit_next() -> bool:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return False
+            pending[executor.submit(fn, item)] = item
+            return True
+
+        try:
+            for _ in range(concurrency):
+                if not submit_next():
+                    break
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    exc = future.exception()
+                    if exc is not None:
+                        if not isinstance(exc, Exception):
+                            raise exc
+                        yield item, None, exc
+                    else:
+                        yield item, future.result(), None
+                    submit_next()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,1 @@
+"""DuckDB helpers: connections, schema, partition loads. Knows nothing of HTTP."""

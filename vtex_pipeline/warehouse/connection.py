@@ -1,0 +1,42 @@
+"""Opening the DuckDB file: UTC session, raw schema applied, clear errors on a locked or unwritable file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from vtex_pipeline.warehouse.sql_files import read_sql
+
+
+class WarehouseError(RuntimeError):
+    """The DuckDB file cannot be opened or written."""
+
+
+def prepare(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Session settings every connection needs, then the raw schema (idempotent)."""
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute(read_sql("raw/create_raw_tables.sql"))
+    return conn
+
+
+@contextmanager
+def connect(database: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A prepared connection to `database`, closed on exit even when the block raises."""
+    path = Path(database)
+    if str(database) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = duckdb.connect(str(database), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise WarehouseError(f"cannot open DuckDB file {database}: {exc}") from exc
+    try:
+        if read_only:
+            conn.execute("SET TimeZone = 'UTC'")
+        else:
+            prepare(conn)
+        yield conn
+    finally:
+        conn.close()

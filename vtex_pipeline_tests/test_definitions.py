@@ -1,0 +1,89 @@
+"""Snapshot of the whole definitions: what an operator sees in the Dagster UI."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from vtex_pipeline.config import IntegrationConfig, load_integrations
+from vtex_pipeline.definitions import build_definitions
+from vtex_pipeline.partitions import partition_key_for
+
+RAW = ["raw_catalog", "raw_customers", "raw_orders"]
+
+
+def _defs(*names: str) -> dg.Definitions:
+    cfgs = [
+        IntegrationConfig(name=n, account=n, start_date=date(2025, 1, 1), duckdb_path=f"data/{n}.duckdb")
+        for n in names
+    ]
+    return build_definitions(cfgs)
+
+
+def test_definitions_snapshot():
+    defs = _defs("vtex")
+    graph = defs.resolve_asset_graph()
+    assert sorted("/".join(k.path) for k in graph.get_all_asset_keys()) == [f"vtex/{n}" for n in RAW]
+    checks = sorted(f"{c.asset_key.path[-1]}:{c.name}" for c in graph.asset_check_keys)
+    assert checks == ["raw_orders:few_rejected_orders", "raw_orders:items_belong_to_orders"]
+    assert [j.name for j in defs.jobs] == ["vtex_raw_sync"]
+    assert [s.name for s in defs.schedules] == ["vtex_raw_sync_every_4h"]
+    assert sorted(defs.resources) == ["vtex_duckdb", "vtex_vtex"]
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.pools == {"duckdb"}, key
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+        parts = node.partitions_def
+        assert isinstance(parts, dg.TimeWindowPartitionsDefinition)
+        assert (parts.cron_schedule, parts.timezone, parts.fmt) == ("0 */4 * * *", "UTC", "%Y-%m-%d-%H:%M")
+    defs.validate_loadable(defs)
+
+
+def test_each_integration_gets_its_own_assets_and_database():
+    defs = _defs("store_a", "store_b")
+    keys = {"/".join(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {f"store_a/{n}" for n in RAW} | {f"store_b/{n}" for n in RAW} == keys
+    assert defs.resources["store_a_duckdb"].database == "data/store_a.duckdb"
+    assert defs.resources["store_b_duckdb"].database == "data/store_b.duckdb"
+
+
+def test_secrets_are_env_var_references_not_values(monkeypatch):
+    monkeypatch.setenv("VTEX_APP_KEY", "key-VALUE-should-not-appear")
+    monkeypatch.setenv("VTEX_APP_TOKEN", "token-VALUE-should-not-appear")
+    defs = _defs("vtex")
+    res = defs.resources["vtex_vtex"]
+    dumped = repr(res) + str(res.model_dump() if hasattr(res, "model_dump") else "")
+    assert "VALUE-should-not-appear" not in dumped
+
+
+def test_schedule_requests_the_window_that_just_closed():
+    defs = _defs("vtex")
+    schedule = defs.resolve_schedule_def("vtex_raw_sync_every_4h")
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 27, 8, 10, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    (req,) = schedule.evaluate_tick(ctx).run_requests
+    assert req.partition_key == "2026-11-27-04:00"
+    assert schedule.cron_schedule == "10 */4 * * *"
+
+
+def test_partition_key_is_exact_at_window_edges():
+    assert partition_key_for(datetime(2026, 1, 1, 4, 0, tzinfo=UTC)) == "2026-01-01-04:00"
+    assert partition_key_for(datetime(2026, 1, 1, 3, 59, 59, 999999, tzinfo=UTC)) == "2026-01-01-00:00"
+    assert partition_key_for(datetime(2026, 1, 1, 3, 59, 59, 999000, tzinfo=UTC)) == "2026-01-01-00:00"
+
+
+def test_integrations_yaml(tmp_path):
+    path = tmp_path / "integrations.yaml"
+    path.write_text(
+        "integrations:\n"
+        "  - {name: store_a, account: a, sales_channels: ['1'], duckdb_path: data/a.duckdb}\n"
+        "  - {name: store_b, account: b, app_key_env: B_KEY, app_token_env: B_TOKEN}\n"
+    )
+    cfgs = load_integrations({"VTEX_PIPELINE_INTEGRATIONS": str(path)}, dotenv=False)
+    assert [(c.name, c.account, c.sales_channels, c.app_key_env) for c in cfgs] == [
+        ("store_a", "a", ["1"], "VTEX_APP_KEY"),
+        ("store_b", "b", None, "B_KEY"),
+    ]
