@@ -210,7 +210,12 @@ def _start_demo_store(stack: ExitStack, customers: int, orders: int, seed: int) 
     from vtex_pipeline.simulators.vtex_server import create_app
 
     store = _store(None, customers, orders, seed)
-    app = create_app(store, app_keys={DEMO_APP_KEY: {"token": DEMO_APP_TOKEN, "permissions": ["*"]}})
+    # The store's clock stands still for the demo, so VTEX's two-year horizon does not move while the
+    # sync runs and the summary can compare counts exactly.
+    started = datetime.now(UTC)
+    app = create_app(
+        store, app_keys={DEMO_APP_KEY: {"token": DEMO_APP_TOKEN, "permissions": ["*"]}}, now=lambda: started
+    )
     server = stack.enter_context(ServerThread(app))
     return server.url
 

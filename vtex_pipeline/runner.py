@@ -56,7 +56,12 @@ def partition_range_for(cfg: IntegrationConfig, as_of: date, now: datetime) -> t
 
 
 def run_integration(
-    cfg: IntegrationConfig, as_of: date, *, instance: dg.DagsterInstance, now: datetime | None = None
+    cfg: IntegrationConfig,
+    as_of: date,
+    *,
+    instance: dg.DagsterInstance,
+    now: datetime | None = None,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     now = now or datetime.now(UTC)
     rng = partition_range_for(cfg, as_of, now)
@@ -65,7 +70,9 @@ def run_integration(
     defs = build_definitions([cfg])
     job = defs.resolve_job_def(f"{cfg.name}_raw_sync")
     tags = {"dagster/asset_partition_range_start": rng[0], "dagster/asset_partition_range_end": rng[1]}
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    # Progress and warnings on the console; Dagster's per-event DEBUG lines stay in the run's event log.
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
     outcome = RunOutcome(cfg.name, result.success, rng, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
         mat = event.materialization

@@ -15,10 +15,11 @@ class ProgressLog:
         self.started: dict[str, float] = {}
         self.last: dict[str, float] = {}
 
-    def __call__(self, label: str, done: int, total: int | None) -> None:
+    def __call__(self, label: str, done: int, total: int | None, fraction: float | None = None) -> None:
+        """`fraction` (0..1) is the share of the run's time range covered, when `total` is unknown."""
         now = time.monotonic()
         start = self.started.setdefault(label, now)
-        finished = total is not None and done >= total
+        finished = (total is not None and done >= total) or (fraction is not None and fraction >= 1.0)
         if not finished and now - self.last.get(label, 0.0) < self.every:
             return
         self.last[label] = now
@@ -31,6 +32,11 @@ class ProgressLog:
             left = (total - done) / rate if rate > 0 else float("inf")
             self.emit(
                 f"{label}: {done:,}/{total:,} ({100 * done / total:.0f}%), {rate:,.1f}/s, ~{left:,.0f}s left"
+            )
+        elif fraction:
+            left = elapsed * (1 - fraction) / fraction
+            self.emit(
+                f"{label}: {done:,} so far ({100 * fraction:.0f}% of the range), {rate:,.1f}/s, ~{left:,.0f}s left"
             )
         else:
             self.emit(f"{label}: {done:,} so far, {rate:,.1f}/s")

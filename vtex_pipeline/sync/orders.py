@@ -32,7 +32,7 @@ from vtex_pipeline.warehouse.raw_loads import (
 )
 
 log = logging.getLogger("vtex_pipeline.sync.orders")
-Progress = Callable[[str, int, int | None], None]
+Progress = Callable[..., None]  # (label, done, total, fraction=None)
 
 
 def _chunks(start: datetime, end: datetime, days: int) -> Iterable[tuple[datetime, datetime]]:
@@ -45,7 +45,7 @@ def _chunks(start: datetime, end: datetime, days: int) -> Iterable[tuple[datetim
 
 
 def _fetch_and_parse(
-    client: VtexClient, ids: list[str], report: SyncReport, progress: Progress | None, label: str
+    client: VtexClient, ids: list[str], progress: Callable[[int], None] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str | None, str, Any]]]:
     orders: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
@@ -53,8 +53,8 @@ def _fetch_and_parse(
     done = 0
     for order_id, detail, exc in fetch_orders(client, ids):
         done += 1
-        if progress and (done % 200 == 0 or done == len(ids)):
-            progress(label, done, len(ids))
+        if progress and done % 100 == 0:
+            progress(done)
         if exc is not None:
             if isinstance(exc, VtexNotFound):
                 rejections.append((order_id, "not found: listed but the detail returned 404", None))
@@ -99,7 +99,17 @@ def sync_orders(
         summaries = list_orders(client, a, b, sales_channels=channels)
         report.add("orders_listed", len(summaries))
         ids = [s["orderId"] for s in summaries]
-        orders, items, rejections = _fetch_and_parse(client, ids, report, progress, "orders")
+        fetched_before = report.counts.get("orders_fetched", 0)
+        share = (b - start) / (end - start)
+
+        def tick(done: int, _before: int = fetched_before, _share: float = share) -> None:
+            if progress:
+                progress("orders", _before + done, None, _share)
+
+        orders, items, rejections = _fetch_and_parse(client, ids, tick)
+        report.add("orders_fetched", len(ids))
+        if progress:
+            progress("orders", report.counts["orders_fetched"], None, share)
         for o in orders:
             o["synced_at"] = synced_at
         first_key = partition_key_for(a)
@@ -154,7 +164,11 @@ def _lookback(
     report.add("lookback_changed", len(changed))
     if not changed:
         return
-    orders, items, rejections = _fetch_and_parse(client, changed, report, progress, "orders (look-back)")
+    orders, items, rejections = _fetch_and_parse(
+        client,
+        changed,
+        (lambda done: progress("orders (look-back)", done, len(changed))) if progress else None,
+    )
     for o in orders:
         o["synced_at"] = synced_at
     written = upsert_orders(conn, orders, items)

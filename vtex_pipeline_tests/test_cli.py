@@ -1,0 +1,94 @@
+"""The command line as a user drives it: `verify`, `run --as-of` (twice), clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from vtex_pipeline.cli import main
+from vtex_pipeline.runner import end_of_day_utc
+from vtex_pipeline.simulators.generator import generate_store
+from vtex_pipeline.vtex.dates import parse_vtex_datetime
+from vtex_pipeline_tests.conftest import APP_KEY, APP_TOKEN
+from vtex_pipeline_tests.helpers import query
+
+
+@pytest.fixture(autouse=True)
+def _no_dagster_home(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
+def _recent(days: int):
+    return (datetime.now(UTC) - timedelta(days=days)).date()
+
+
+def test_run_twice_syncs_up_to_the_day_then_has_nothing_to_do(start_store, vtex_env, monkeypatch):
+    fixture = generate_store(customers=150, orders=500, seed=21, span_days=30)
+    store = start_store(fixture)
+    cfg = vtex_env(store.url, start_date=_recent(35), timezone="America/Sao_Paulo")
+    monkeypatch.setenv("VTEX_PIPELINE_START_DATE", cfg.start_date.isoformat())
+    monkeypatch.setenv("VTEX_PIPELINE_TIMEZONE", "America/Sao_Paulo")
+    as_of = _recent(2)
+
+    first = CliRunner().invoke(main, ["run", "--as-of", as_of.isoformat()])
+    assert first.exit_code == 0, first.output
+    assert "synced windows" in first.output
+
+    # Every order created before the end of D in São Paulo time (03:00 UTC next day) is stored; the last
+    # 4-hour window synced is the one holding that instant.
+    end = end_of_day_utc(as_of, "America/Sao_Paulo")
+    assert end.hour == 3
+    expected = {o["orderId"] for o in fixture["orders"] if parse_vtex_datetime(o["creationDate"]) < end}
+    stored = {r[0] for r in query(cfg, "SELECT order_id FROM raw_orders")}
+    assert expected <= stored
+    assert all(
+        parse_vtex_datetime(o["creationDate"]) < end + timedelta(hours=1)
+        for o in fixture["orders"]
+        if o["orderId"] in stored
+    )
+    assert query(cfg, "SELECT count(*) FROM raw_customers")[0][0] == 150
+
+    second = CliRunner().invoke(main, ["run", "--as-of", as_of.isoformat()])
+    assert second.exit_code == 0, second.output
+    assert "nothing to do" in second.output
+    assert {r[0] for r in query(cfg, "SELECT order_id FROM raw_orders")} == stored
+
+
+def test_verify_lists_permissions_and_sales_channels(start_store, vtex_env):
+    store = start_store(generate_store(customers=10, orders=20, seed=2, span_days=10))
+    vtex_env(store.url)
+    result = CliRunner().invoke(main, ["verify"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("OK") == 8
+    assert "Loja principal" in result.output
+    assert APP_TOKEN not in result.output
+
+
+def test_verify_names_the_missing_permission(start_store, vtex_env):
+    keys = {APP_KEY: {"token": APP_TOKEN, "permissions": ["oms.view_order", "masterdata.read_documents"]}}
+    store = start_store(generate_store(customers=10, orders=20, seed=2, span_days=10), app_keys=keys)
+    vtex_env(store.url)
+    result = CliRunner().invoke(main, ["verify"])
+    assert result.exit_code == 1
+    assert "OMS / List Orders" in result.output and "missing" in result.output
+
+
+def test_verify_wrong_token_says_so(start_store, vtex_env):
+    store = start_store(generate_store(customers=10, orders=20, seed=2, span_days=10))
+    vtex_env(store.url, app_token="not-the-right-token")
+    result = CliRunner().invoke(main, ["verify"])
+    assert result.exit_code == 1
+    assert "401" in result.output and "VTEX_APP_TOKEN" in result.output
+    assert "not-the-right-token" not in result.output
+
+
+def test_run_without_an_account_is_one_clear_error(monkeypatch, tmp_path):
+    for var in ("VTEX_ACCOUNT", "VTEX_BASE_URL", "VTEX_PIPELINE_INTEGRATIONS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--as-of", "2026-01-01"])
+    assert result.exit_code == 2
+    assert "VTEX_ACCOUNT" in result.output
+    assert not (tmp_path / "data").exists()  # nothing written before the configuration is valid
