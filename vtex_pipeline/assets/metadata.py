@@ -10,8 +10,13 @@ import duckdb
 from vtex_pipeline.sync.report import SyncReport
 
 
-def table_metadata(conn: duckdb.DuckDBPyConnection, table: str, *, preview_rows: int = 5) -> dict[str, Any]:
-    """Row count, column schema and a markdown preview (without the bulky JSON column)."""
+def table_metadata(
+    conn: duckdb.DuckDBPyConnection, table: str, *, preview_rows: int = 5, lean: bool = False
+) -> dict[str, Any]:
+    """Row count, column schema and a markdown preview (without the bulky JSON column); `lean`: count only."""
+    if lean:
+        count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return {"dagster/row_count": int(count), "dagster/table_name": table}
     cols = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         [table],

@@ -21,6 +21,7 @@ from vtex_pipeline.warehouse.connection import prepare
 # single_run() backfills are the documented way to sync a range in one run; the beta notice is noise.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+LEAN_METADATA_ABOVE = 50  # partitions in one run
 CATALOG_TABLES = ("raw_products", "raw_skus", "raw_categories", "raw_brands", "raw_sales_channels")
 
 
@@ -38,6 +39,10 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
 
     def key(name: str) -> dg.AssetKey:
         return dg.AssetKey([cfg.name, name])
+
+    def lean(context: dg.AssetExecutionContext) -> bool:
+        """Dagster copies a range run's metadata onto every partition: keep it small for long ranges."""
+        return len(context.partition_keys) > LEAN_METADATA_ABOVE
 
     def window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime, str]:
         tw = context.partition_time_window
@@ -69,7 +74,11 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
                 progress=ProgressLog(context.log.info),
             )
             report.api = client.stats.snapshot()
-            meta = {**table_metadata(conn, "raw_customers"), **report_metadata(report), "window": label}
+            meta = {
+                **table_metadata(conn, "raw_customers", lean=lean(context)),
+                **report_metadata(report),
+                "window": label,
+            }
         return dg.MaterializeResult(metadata=meta)
 
     @dg.asset(
@@ -99,27 +108,38 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
             )
             report.api = client.stats.snapshot()
             meta = {
-                **table_metadata(conn, "raw_orders"),
+                **table_metadata(conn, "raw_orders", lean=lean(context)),
                 **report_metadata(report),
                 "window": label,
                 "items_table_rows": conn.execute("SELECT count(*) FROM raw_order_items").fetchone()[0],
             }
         return dg.MaterializeResult(metadata=meta)
 
+    # The catalog is not a time series: one materialization per run, not one per 4-hour window
+    # (a two-year first sync would otherwise record ~4,400 identical catalog materializations).
     @dg.asset(
         key=key("raw_catalog"),
         group_name=group,
         kinds={"duckdb", "vtex"},
         deps=[key("raw_orders")],
+        pool="duckdb",
+        required_resource_keys={duck_key, vtex_key},
         description=(
             "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
             "(tables raw_products, raw_skus), and the category tree, brands and sales channels, refreshed whole "
             "(raw_categories, raw_brands, raw_sales_channels)."
         ),
-        **common,
     )
     def raw_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        _, _, label = window(context)
+        tags = context.run.tags
+        label = tags.get("dagster/partition") or "...".join(
+            t
+            for t in (
+                tags.get("dagster/asset_partition_range_start"),
+                tags.get("dagster/asset_partition_range_end"),
+            )
+            if t
+        )
         vtex = getattr(context.resources, vtex_key)
         with vtex.make_client() as client, getattr(context.resources, duck_key).get_connection() as conn:
             prepare(conn)

@@ -108,7 +108,7 @@ def sync_orders(
 
         orders, items, rejections = _fetch_and_parse(client, ids, tick)
         report.add("orders_fetched", len(ids))
-        if progress:
+        if progress and ids:
             progress("orders", report.counts["orders_fetched"], None, share)
         for o in orders:
             o["synced_at"] = synced_at

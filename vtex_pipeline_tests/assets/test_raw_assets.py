@@ -143,14 +143,14 @@ def test_rerun_changes_nothing_and_a_later_cancellation_is_picked_up(start_store
 
 def test_429_storm_slows_the_sync_without_losing_a_record(start_store, vtex_env):
     fixture = generate_store(customers=200, orders=600, seed=8, span_days=40)
-    store = start_store(fixture, faults="storm429=40,retry_after=1")
+    store = start_store(fixture, faults="storm429=15,retry_after=1")
     cfg = vtex_env(store.url, start_date=_recent_start())
     keys = all_keys(cfg)
 
     result = materialize_raw(cfg, first=keys[0], last=keys[-1])
 
     stats = store.stats()
-    assert stats["responses"].get("429", 0) == 40
+    assert stats["responses"].get("429", 0) == 15
     assert query(cfg, "SELECT count(*) FROM raw_orders")[0][0] == stats["orders_listable"]
     assert query(cfg, "SELECT count(*) FROM raw_customers")[0][0] == 200
     throttled = sum(
@@ -161,7 +161,7 @@ def test_429_storm_slows_the_sync_without_losing_a_record(start_store, vtex_env)
         _mat_metadata(result, n).get("api/rate_limit_wait_seconds", 0)
         for n in ("raw_orders", "raw_customers", "raw_catalog")
     )
-    assert throttled == 40
+    assert throttled == 15
     assert waited >= 1.0
 
 
@@ -190,3 +190,17 @@ def test_auth_errors_fail_the_run_with_a_clear_message(start_store, vtex_env, ke
     )
     assert expected in messages
     assert "test-token-SECRET-0000" not in messages
+
+
+def test_only_selected_sales_channels_are_kept(start_store, vtex_env):
+    fixture = generate_store(customers=100, orders=400, seed=13, span_days=12)
+    store = start_store(fixture)
+    cfg = vtex_env(store.url, start_date=_recent_start(15), sales_channels=["2"])
+    keys = all_keys(cfg)
+
+    materialize_raw(cfg, first=keys[0], last=keys[-1])
+
+    expected = {o["orderId"] for o in fixture["orders"] if o["salesChannel"] == "2"}
+    assert expected and len(expected) < len(fixture["orders"])
+    assert {r[0] for r in query(cfg, "SELECT order_id FROM raw_orders")} == expected
+    assert query(cfg, "SELECT DISTINCT sales_channel FROM raw_orders") == [("2",)]

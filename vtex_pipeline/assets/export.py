@@ -1,0 +1,77 @@
+"""The icomm export asset: sends each customer's profile to icomm when its exported values changed.
+
+Unpartitioned on purpose: `customer_profile` holds the current profile (as of the latest day), icomm
+keeps one current state per contact, and the delta is against what icomm last confirmed. A daily
+partition would invite backfilling an old day, which would push stale values over newer ones.
+"""
+
+import dagster as dg
+
+from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.icomm.client import IcommError
+from vtex_pipeline.icomm.delta import MappingError
+from vtex_pipeline.icomm.export import run_export
+from vtex_pipeline.icomm.fields import load_mapping
+from vtex_pipeline.icomm.settings import IcommSettings
+from vtex_pipeline.warehouse.connection import prepare
+
+
+class IcommExportConfig(dg.Config):
+    """Run config: `dry_run` writes the request bodies and a summary to `dry_run_dir` instead of sending."""
+
+    dry_run: bool = False
+    dry_run_dir: str = ""
+
+
+def build_export_assets(cfg: IntegrationConfig, settings: IcommSettings) -> list[dg.AssetsDefinition]:
+    duck_key, icomm_key = cfg.resource_key("duckdb"), cfg.resource_key("icomm")
+
+    @dg.asset(
+        key=dg.AssetKey([cfg.name, "icomm_contacts"]),
+        deps=[dg.AssetKey([cfg.name, "customer_profile"])],
+        group_name=f"{cfg.name}_export",
+        kinds={"icomm", "duckdb"},
+        pool="duckdb",
+        required_resource_keys={duck_key, icomm_key},
+        description=(
+            "Contacts in the icomm profile: every customer with a deliverable e-mail whose exported values "
+            "changed since icomm last confirmed them (tables icomm_sent, icomm_dead_letter)."
+        ),
+    )
+    def icomm_contacts(context: dg.AssetExecutionContext, config: IcommExportConfig) -> dg.MaterializeResult:
+        try:
+            mapping = load_mapping(settings.fields_file)
+        except MappingError as exc:
+            raise dg.Failure(str(exc)) from None
+        icomm = getattr(context.resources, icomm_key)
+        client = None if config.dry_run else icomm.make_client()
+        try:
+            with getattr(context.resources, duck_key).get_connection() as conn:
+                prepare(conn)
+                try:
+                    report = run_export(
+                        conn,
+                        client,
+                        mapping,
+                        settings.model_copy(
+                            update={"profile_key": icomm.profile_key or settings.profile_key}
+                        ),
+                        dry_run=config.dry_run,
+                        dry_run_dir=config.dry_run_dir or None,
+                    )
+                except (MappingError, IcommError) as exc:  # messages never hold the key
+                    raise dg.Failure(str(exc)) from None
+        finally:
+            if client is not None:
+                client.close()
+        meta = report.metadata()
+        if report.failed_batches:
+            # progress is already recorded; the run goes red so the operator sees icomm was failing
+            raise dg.Failure(
+                f"icomm refused or failed {report.failed_batches} batch(es); "
+                f"{report.failed} contacts are in the dead letter and will be retried on the next run",
+                metadata=meta,
+            )
+        return dg.MaterializeResult(metadata=meta)
+
+    return [icomm_contacts]

@@ -1,0 +1,292 @@
+"""The customer profile asset: one daily partition per as-of date D, computed by the SQL of `sql/`
+(through `vtex_pipeline.profile.compute_profile`), with checks that would catch real breakage.
+
+Backfill policy: a single run for any range. The run opens the DuckDB file once and computes the dates
+of the range in ascending order, each from the purchases known up to that date, so every date gets its
+history rows and `customer_profile` ends on the newest date. One run per date would pay Dagster's run
+start-up per day and queue on the `duckdb` pool for nothing; the work itself is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from vtex_pipeline.assets.metadata import table_metadata
+from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.partitions import daily_partitions
+from vtex_pipeline.profile.compute import WINDOWS, compute_profile, run_sql_file, sql_parameters
+from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.connection import prepare
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+PROFILE_TABLE = "customer_profile"
+
+
+class ProfileRunConfig(dg.Config):
+    """Per-run overrides of ProfileSettings (unset = the integration's settings / the spec's defaults)."""
+
+    excluded_statuses: list[str] | None = None
+    f_thresholds: list[int] | None = None
+    resolution_warn_threshold: float | None = None
+    history_days: int | None = None
+
+
+def _segment_table(segments: dict[str, int]) -> str:
+    total = sum(segments.values()) or 1
+    rows = "\n".join(f"| {k} | {v} | {100 * v / total:.1f}% |" for k, v in segments.items())
+    return "| rfm_segment | customers | share |\n|---|---:|---:|\n" + rows
+
+
+def _latest_run(conn: duckdb.DuckDBPyConnection) -> tuple[date, dict[str, Any]] | None:
+    """As-of date of customer_profile and the parameters it was computed with."""
+    row = conn.execute(
+        """SELECT r.as_of, r.parameters FROM customer_profile_runs r
+           WHERE r.as_of = (SELECT max(as_of) FROM customer_profile)"""
+    ).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def build_profile_assets(
+    cfg: IntegrationConfig, settings: ProfileSettings | None = None
+) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """The daily `[cfg.name, "customer_profile"]` asset and its checks, for one integration."""
+    base = settings or ProfileSettings()
+    duck_key = cfg.resource_key("duckdb")
+    asset_key = dg.AssetKey([cfg.name, PROFILE_TABLE])
+
+    @dg.asset(
+        key=asset_key,
+        deps=[dg.AssetKey([cfg.name, n]) for n in ("raw_customers", "raw_orders", "raw_catalog")],
+        partitions_def=daily_partitions(cfg.start_date),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="duckdb",
+        required_resource_keys={duck_key},
+        group_name=f"{cfg.name}_profile",
+        kinds={"duckdb", "sql"},
+        description=(
+            "One row per customer as of the partition date D (profile-attributes.md): purchase dates, "
+            "windows 30/60/90/180/360/360+ (orders, amounts, products, categories, coupons, RFM), last "
+            "purchase, RFM group and segment. Also appends customer_profile_history for that date."
+        ),
+    )
+    def customer_profile(context: dg.AssetExecutionContext, config: ProfileRunConfig) -> dg.MaterializeResult:
+        overrides = {k: v for k, v in config.model_dump().items() if v is not None}
+        run_settings = base.model_copy(update=overrides) if overrides else base
+        run_settings = ProfileSettings.model_validate(run_settings.model_dump())  # re-validate overrides
+        dates = sorted(date.fromisoformat(k) for k in context.partition_keys)
+        results = []
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            for d in dates:
+                stats = compute_profile(conn, cfg, run_settings, d)
+                results.append(stats)
+                context.log.info(
+                    f"profile as of {d}: {stats['customers']} customers, {stats['purchases']} purchases, "
+                    f"{stats['resolution_share']:.1%} resolved, {stats['seconds']}s"
+                )
+            latest = results[-1]
+            meta = table_metadata(conn, PROFILE_TABLE)
+            profile_as_of = conn.execute("SELECT max(as_of) FROM customer_profile").fetchone()[0]
+            segments = dict(
+                conn.execute(
+                    "SELECT coalesce(rfm_segment, '(none)'), count(*) FROM customer_profile "
+                    "GROUP BY 1 ORDER BY 2 DESC, 1"
+                ).fetchall()
+            )
+        meta.update(
+            {
+                "as_of": str(profile_as_of),
+                "dates_computed": len(results),
+                "purchases": latest["purchases"],
+                "buyers": latest["buyers"],
+                "resolution_share": round(latest["resolution_share"], 4),
+                "resolved_by": dg.MetadataValue.json(latest["resolved_by"]),
+                "segment_distribution": dg.MetadataValue.md(_segment_table(segments)),
+                "seconds": round(sum(r["seconds"] for r in results), 3),
+                "step_seconds": dg.MetadataValue.json(latest["steps"]),
+            }
+        )
+        return dg.MaterializeResult(metadata=meta)
+
+    def check(name: str, description: str, *, blocking: bool = False):
+        return dg.asset_check(
+            asset=asset_key,
+            name=name,
+            pool="duckdb",
+            required_resource_keys={duck_key},
+            blocking=blocking,
+            description=description,
+        )
+
+    def scalar(context: dg.AssetCheckExecutionContext, sql: str, params: list | None = None) -> Any:
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            return conn.execute(sql, params or []).fetchone()
+
+    @check(
+        "one_row_per_customer",
+        "customer_id is unique and every CL document created by D (store time zone) has its row.",
+        blocking=True,
+    )
+    def one_row_per_customer(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        rows, distinct, expected = scalar(
+            context,
+            """SELECT count(*), count(DISTINCT customer_id),
+                      (SELECT count(*) FROM raw_customers
+                       WHERE timezone(?, created_in)::DATE <= (SELECT max(as_of) FROM customer_profile))
+               FROM customer_profile""",
+            [cfg.timezone],
+        )
+        return dg.AssetCheckResult(
+            passed=rows == distinct == expected,
+            metadata={"rows": rows, "distinct_customers": distinct, "customers_created_by_d": expected},
+        )
+
+    @check("no_alias_emails", "No profile e-mail is a masked ct.vtex.com.br alias.", blocking=True)
+    def no_alias_emails(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        (n,) = scalar(
+            context, "SELECT count(*) FROM customer_profile WHERE suffix(lower(email), 'ct.vtex.com.br')"
+        )
+        return dg.AssetCheckResult(passed=n == 0, metadata={"alias_emails": n})
+
+    @check(
+        "windows_never_shrink",
+        "orders, amounts and list lengths never shrink as the window widens (30 <= 60 <= ... <= 360).",
+        blocking=True,
+    )
+    def windows_never_shrink(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        nested = WINDOWS[:-1]
+        conds = []
+        for a, b in zip(nested, nested[1:], strict=False):
+            conds += [f"orders_{a} > orders_{b}", f"amount_{a} > amount_{b}"]
+            conds += [f"len(products_{a}) > len(products_{b})", f"len(categories_{a}) > len(categories_{b})"]
+            conds += [f"len(coupons_{a}) > len(coupons_{b})"]
+        (n,) = scalar(context, f"SELECT count(*) FROM customer_profile WHERE {' OR '.join(conds)}")
+        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_shrinking_windows": n})
+
+    @check(
+        "lifetime_purchases_add_up",
+        "orders_360d + orders_360plus equals each customer's purchases up to D, recounted from staging.",
+        blocking=True,
+    )
+    def lifetime_purchases_add_up(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            latest = _latest_run(conn)
+            if latest is None:
+                return dg.AssetCheckResult(passed=False, metadata={"error": "no computed profile"})
+            as_of, recorded = latest
+            check_settings = ProfileSettings.model_validate(recorded.get("settings", {}))
+            params = sql_parameters(cfg, check_settings, as_of)
+            params.update({k: recorded[k] for k in ("timezone", "sales_channels") if k in recorded})
+            for rel in (
+                "staging/staging_customers.sql",
+                "staging/staging_orders.sql",
+                "staging/staging_order_customer.sql",
+            ):
+                run_sql_file(conn, rel, params)
+            mismatched, total = conn.execute(
+                """WITH counted AS (
+                       SELECT c.customer_id, count(oc.okey) AS purchases
+                       FROM stg_customers c LEFT JOIN stg_order_customer oc ON oc.ckey = c.ckey
+                       WHERE c.in_profile GROUP BY 1)
+                   SELECT count(*) FILTER (WHERE p.customer_id IS NULL OR k.customer_id IS NULL
+                                           OR p.orders_360d + p.orders_360plus <> k.purchases),
+                          sum(k.purchases)
+                   FROM customer_profile p FULL JOIN counted k ON k.customer_id = p.customer_id"""
+            ).fetchone()
+            for t in ("stg_customers", "stg_purchases", "stg_order_customer"):
+                conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+        return dg.AssetCheckResult(
+            passed=mismatched == 0,
+            metadata={"customers_mismatched": int(mismatched), "lifetime_purchases": int(total or 0)},
+        )
+
+    @check(
+        "rfm_codes_well_formed",
+        "Every RFM code is three digits 1-5, and NULL exactly when the window has no purchase.",
+        blocking=True,
+    )
+    def rfm_codes_well_formed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        conds = " OR ".join(
+            f"((rfm_{w} IS NULL) <> (orders_{w} = 0) OR NOT coalesce(regexp_full_match(rfm_{w}, '[1-5]{{3}}'), true))"
+            for w in WINDOWS
+        )
+        (n,) = scalar(context, f"SELECT count(*) FROM customer_profile WHERE {conds}")
+        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_bad_rfm": n})
+
+    @check(
+        "segments_add_up",
+        "Every customer has a group and segment from the seed; the segment counts add up to the customers.",
+        blocking=True,
+    )
+    def segments_add_up(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        rows, segmented, unnamed, prospect_mismatch = scalar(
+            context,
+            """SELECT count(*),
+                      (SELECT sum(n) FROM (SELECT count(*) AS n FROM customer_profile
+                                           WHERE rfm_segment IS NOT NULL GROUP BY rfm_segment)),
+                      count(*) FILTER (WHERE rfm_segment IS NULL OR rfm_group IS NULL),
+                      count(*) FILTER (WHERE (first_purchase_date IS NULL) <> (rfm_group = (
+                          SELECT rfm_group FROM seed_rfm_segments WHERE f_score IS NULL)))
+               FROM customer_profile""",
+        )
+        return dg.AssetCheckResult(
+            passed=unnamed == 0 and (segmented or 0) == rows and prospect_mismatch == 0,
+            metadata={
+                "customers": rows,
+                "customers_in_segments": int(segmented or 0),
+                "without_segment": unnamed,
+                "prospect_group_mismatch": prospect_mismatch,
+            },
+        )
+
+    @check(
+        "purchases_resolved_to_customers",
+        "Warns when the share of purchases up to D resolved to a CL document falls below the threshold.",
+    )
+    def purchases_resolved(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        row = scalar(
+            context,
+            """SELECT purchases, resolved_purchases, resolved_by_user_profile_id, resolved_by_email,
+                      resolved_by_document, parameters
+               FROM customer_profile_runs WHERE as_of = (SELECT max(as_of) FROM customer_profile)""",
+        )
+        if row is None:
+            return dg.AssetCheckResult(passed=False, metadata={"error": "no computed profile"})
+        purchases, resolved, by_user, by_email, by_doc, params = row
+        threshold = json.loads(params).get("settings", {}).get(
+            "resolution_warn_threshold", base.resolution_warn_threshold
+        )
+        share = resolved / purchases if purchases else 1.0
+        return dg.AssetCheckResult(
+            passed=share >= threshold,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "share": round(share, 4),
+                "threshold": threshold,
+                "purchases": purchases,
+                "resolved": resolved,
+                "by_user_profile_id": by_user,
+                "by_email": by_email,
+                "by_document": by_doc,
+            },
+        )
+
+    return [
+        customer_profile,
+        one_row_per_customer,
+        no_alias_emails,
+        windows_never_shrink,
+        lifetime_purchases_add_up,
+        rfm_codes_well_formed,
+        segments_add_up,
+        purchases_resolved,
+    ]
