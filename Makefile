@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff format --check vtex_pipeline vtex_pipeline_tests
 
 check-defs: install
-	VTEX_PIPELINE_START_DATE=2025-01-01 $(BIN)/dagster definitions validate -m vtex_pipeline.definitions
+	VTEX_PIPELINE_START_DATE=2025-01-01 ICOMM_PROFILE_KEY=check $(BIN)/dagster definitions validate -m vtex_pipeline.definitions
 
 dev: install
 	$(BIN)/vtex-pipeline dev

@@ -21,6 +21,8 @@ err_console = Console(stderr=True)
 
 DEMO_APP_KEY = "vtexappkey-demo-LOCAL"
 DEMO_APP_TOKEN = "demo-token-not-a-secret"
+DEMO_ICOMM_KEY = "icomm-demo-key-not-a-secret"
+DEMO_ICOMM_PROFILE = "demo-profile"
 
 
 def _fail(message: str) -> None:
@@ -96,7 +98,23 @@ def verify() -> None:
                 )
                 failed = True
         failed = failed or not report.ok
+        failed = not _verify_icomm(cfg) or failed
     sys.exit(1 if failed else 0)
+
+
+def _verify_icomm(cfg: IntegrationConfig) -> bool:
+    """The icomm key and profile, with a read-only probe; True when fine or not configured."""
+    from vtex_pipeline.icomm.client import verify_icomm
+
+    if cfg.icomm is None:
+        console.print(
+            f"icomm — {cfg.name}: not configured (set ICOMM_API_KEY and ICOMM_PROFILE_KEY to export)"
+        )
+        return True
+    ok, message = verify_icomm(cfg.icomm, os.environ.get(cfg.icomm.api_key_env))
+    mark = "[green]OK[/]" if ok else "[red]failed[/]"
+    console.print(f"icomm — {cfg.name} (profile {cfg.icomm.profile_key}): {mark} {message}")
+    return ok
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -117,14 +135,29 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
         for cfg in integrations:
             with console.status(f"[bold]{cfg.name}[/]: syncing up to the end of {as_of} ({cfg.timezone})"):
                 outcome = run_integration(cfg, as_of, instance=instance)
+            if not outcome.success:
+                failures += 1
+                err_console.print(f"[bold red]{cfg.name}: failed:[/] {outcome.error}")
+                continue
             if outcome.partition_range is None:
-                console.print(f"{cfg.name}: already synced up to {as_of}; nothing to do")
-            elif outcome.success:
+                console.print(f"{cfg.name}: raw data already synced up to {as_of}; nothing to fetch")
+            else:
                 a, b = outcome.partition_range
                 console.print(f"{cfg.name}: synced windows {a} .. {b} (run {outcome.run_id})")
-            else:
-                failures += 1
-                err_console.print(f"[bold red]{cfg.name}: failed:[/] {outcome.error} (run {outcome.run_id})")
+            profile = outcome.metadata.get("customer_profile", {})
+            if profile:
+                console.print(
+                    f"{cfg.name}: profile as of {as_of}: {profile.get('dagster/row_count', 0):,} customers"
+                )
+            export = outcome.metadata.get("icomm_contacts")
+            if export:
+                console.print(
+                    f"{cfg.name}: icomm: {export.get('sent', 0):,} contacts sent "
+                    f"({export.get('new', 0):,} new, {export.get('changed', 0):,} changed, "
+                    f"{export.get('unchanged', 0):,} unchanged, {export.get('skipped_no_email', 0):,} without e-mail)"
+                )
+            elif cfg.icomm is None:
+                console.print(f"{cfg.name}: icomm export not configured (ICOMM_PROFILE_KEY unset)")
     return failures
 
 
@@ -145,7 +178,8 @@ def run(as_of: datetime) -> None:
     for cfg in integrations:
         if not cfg.vtex_base_url:
             _fail(f"{cfg.name}: VTEX_ACCOUNT (or VTEX_BASE_URL) is not set")
-        for var in (cfg.app_key_env, cfg.app_token_env):
+        needed = [cfg.app_key_env, cfg.app_token_env] + ([cfg.icomm.api_key_env] if cfg.icomm else [])
+        for var in needed:
             if not os.environ.get(var):
                 _fail(f"{cfg.name}: {var} is not set")
     failures = run_pass(integrations, as_of.date())
@@ -204,6 +238,21 @@ def simulate_vtex(
     )
 
 
+@simulate.command("icomm")
+@click.option("--port", type=int, default=8082, show_default=True)
+@click.option("--api-key", default=DEMO_ICOMM_KEY, show_default=True)
+@click.option("--profile", "profiles", multiple=True, default=[DEMO_ICOMM_PROFILE], show_default=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Append every accepted contact here (JSON lines)."
+)
+def simulate_icomm(port: int, api_key: str, profiles: tuple[str, ...], out: str | None) -> None:
+    """Serve the icomm contacts API (SaveMultiContact, SaveContact, ListFull) on 127.0.0.1."""
+    from vtex_pipeline.simulators.icomm_server import serve_icomm
+
+    console.print(f"icomm simulator on http://127.0.0.1:{port} — profiles {', '.join(profiles)}")
+    serve_icomm(port, api_key=api_key, profiles=set(profiles), out_path=out)
+
+
 # ----------------------------------------------------------------------------------------------- demo
 def _start_demo_store(stack: ExitStack, customers: int, orders: int, seed: int) -> str:
     from vtex_pipeline.simulators.server import ServerThread
@@ -220,8 +269,25 @@ def _start_demo_store(stack: ExitStack, customers: int, orders: int, seed: int) 
     return server.url
 
 
-def _demo_env(url: str, duckdb_path: str) -> dict[str, str]:
+def _start_demo_icomm(stack: ExitStack, out_path: str) -> str:
+    from vtex_pipeline.simulators.icomm_server import create_icomm_app
+    from vtex_pipeline.simulators.server import ServerThread
+
+    app = create_icomm_app(api_keys={DEMO_ICOMM_KEY}, profiles={DEMO_ICOMM_PROFILE}, out_path=out_path)
+    return stack.enter_context(ServerThread(app)).url
+
+
+def _demo_env(url: str, duckdb_path: str, icomm_url: str | None = None) -> dict[str, str]:
+    icomm = {}
+    if icomm_url:
+        icomm = {
+            "ICOMM_BASE_URL": icomm_url,
+            "ICOMM_API_KEY": DEMO_ICOMM_KEY,
+            "ICOMM_PROFILE_KEY": DEMO_ICOMM_PROFILE,
+            "ICOMM_REQUESTS_PER_SECOND": os.environ.get("ICOMM_REQUESTS_PER_SECOND", "50"),
+        }
     return {
+        **icomm,
         "VTEX_ACCOUNT": "demostore",
         "VTEX_BASE_URL": url,
         "VTEX_APP_KEY": DEMO_APP_KEY,
@@ -243,18 +309,22 @@ def demo(customers: int, orders: int, seed: int, duckdb_path: str, fresh: bool) 
     from vtex_pipeline.config import integration_from_env
     from vtex_pipeline.summary import print_summary
 
+    contacts_out = str(Path(duckdb_path).with_suffix(".icomm-contacts.jsonl"))
     if fresh:
-        for suffix in ("", ".wal"):
-            Path(duckdb_path + suffix).unlink(missing_ok=True)
+        for path in (duckdb_path, duckdb_path + ".wal", contacts_out):
+            Path(path).unlink(missing_ok=True)
     with ExitStack() as stack:
         with console.status(f"generating a store of {customers:,} customers and {orders:,} orders"):
             url = _start_demo_store(stack, customers, orders, seed)
-        env = _demo_env(url, duckdb_path)
+        Path(contacts_out).parent.mkdir(parents=True, exist_ok=True)
+        icomm_url = _start_demo_icomm(stack, contacts_out)
+        env = _demo_env(url, duckdb_path, icomm_url)
         os.environ.update(env)
         cfg = integration_from_env(os.environ)
-        console.print(f"VTEX simulator at {url}; DuckDB file {duckdb_path}")
+        console.print(f"VTEX simulator at {url}; icomm simulator at {icomm_url}; DuckDB file {duckdb_path}")
         failures = run_pass([cfg], datetime.now(UTC).date())
-        print_summary(console, cfg, store_url=url)
+        print_summary(console, cfg, store_url=url, icomm_url=icomm_url)
+        console.print(f"contacts received by the icomm simulator: {contacts_out}")
     sys.exit(1 if failures else 0)
 
 
@@ -268,8 +338,10 @@ def dev(customers: int, orders: int, seed: int) -> None:
         env = dict(os.environ)
         if not env.get("VTEX_ACCOUNT") and not env.get("VTEX_BASE_URL"):
             url = _start_demo_store(stack, customers, orders, seed)
-            env.update(_demo_env(url, env.get("VTEX_PIPELINE_DUCKDB", "data/dev.duckdb")))
-            console.print(f"embedded demo store at {url}")
+            Path("data").mkdir(exist_ok=True)
+            icomm_url = _start_demo_icomm(stack, "data/dev.icomm-contacts.jsonl")
+            env.update(_demo_env(url, env.get("VTEX_PIPELINE_DUCKDB", "data/dev.duckdb"), icomm_url))
+            console.print(f"embedded demo store at {url}, icomm simulator at {icomm_url}")
         env.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
         Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
         dagster_yaml = Path(env["DAGSTER_HOME"]) / "dagster.yaml"

@@ -18,6 +18,8 @@ import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, Field, field_validator
 
+from vtex_pipeline.icomm.settings import IcommSettings, icomm_settings_from_env
+
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 DEFAULT_CONCURRENCY = 4
 ORDER_HORIZON_DAYS = 730  # VTEX serves orders created in the last two years only
@@ -55,6 +57,7 @@ class IntegrationConfig(BaseModel):
     customer_overlap_minutes: int = 60
     catalog_stale_days: int = 7
     sync_chunk_days: int = 7
+    icomm: IcommSettings | None = Field(default=None, description="None: the icomm export is not configured")
 
     @field_validator("name")
     @classmethod
@@ -133,6 +136,8 @@ def integration_from_env(environ: Mapping[str, str] | None = None) -> Integratio
     for field, var in optional.items():
         if env.get(var):
             raw[field] = env[var]
+    if env.get("ICOMM_PROFILE_KEY"):
+        raw["icomm"] = icomm_settings_from_env(env)
     try:
         return IntegrationConfig.model_validate(raw)
     except Exception as exc:  # pydantic.ValidationError: re-worded to name the variables

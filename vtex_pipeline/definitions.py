@@ -1,38 +1,69 @@
-"""The one place that builds the Dagster `Definitions`: assets, checks, jobs, schedules and resources
-for every configured integration (`vtex_pipeline.config.load_integrations`)."""
+"""The one place that builds the Dagster `Definitions`: assets, checks, jobs, schedules, sensors and
+resources for every configured integration (`vtex_pipeline.config.load_integrations`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
+from vtex_pipeline.assets.export import build_export_assets
+from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
 from vtex_pipeline.config import IntegrationConfig, load_integrations
+from vtex_pipeline.icomm.resource import resources_for_icomm
 from vtex_pipeline.resources import resources_for
-from vtex_pipeline.schedules import raw_sync_job, raw_sync_schedule
+from vtex_pipeline.schedules import (
+    profile_after_sync_sensor,
+    profile_export_job,
+    raw_sync_job,
+    raw_sync_schedule,
+)
+
+# A stalled pipeline shows in the UI: the raw sync runs every 4 hours, the profile every day.
+RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=12), warn_window=timedelta(hours=6)
+)
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=30)
+)
+
+
+def _with_freshness(assets: list, policy: dg.FreshnessPolicy) -> list:
+    out = []
+    for a in assets:
+        if isinstance(a, dg.AssetsDefinition) and not isinstance(a, dg.AssetChecksDefinition):
+            a = a.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy))
+        out.append(a)
+    return out
+
+
+def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
+    """Everything one VTEX account needs; accounts never share assets, jobs or DuckDB files."""
+    assets = _with_freshness(build_raw_assets(cfg), RAW_FRESHNESS)
+    assets += _with_freshness(build_profile_assets(cfg), DAILY_FRESHNESS)
+    resources = resources_for(cfg)
+    if cfg.icomm is not None:
+        assets += _with_freshness(build_export_assets(cfg, cfg.icomm), DAILY_FRESHNESS)
+        resources.update(resources_for_icomm(cfg, cfg.icomm))
+    raw_job = raw_sync_job(cfg)
+    daily_job = profile_export_job(cfg)
+    checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
+    return dg.Definitions(
+        assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
+        asset_checks=checks,
+        jobs=[raw_job, daily_job],
+        schedules=[raw_sync_schedule(cfg, raw_job)],
+        sensors=[profile_after_sync_sensor(cfg, daily_job)],
+        resources=resources,
+    )
 
 
 def build_definitions(integrations: list[IntegrationConfig] | None = None) -> dg.Definitions:
     integrations = integrations if integrations is not None else load_integrations()
-    assets: list = []
-    jobs: list = []
-    schedules: list = []
-    resources: dict = {}
-    for cfg in integrations:
-        assets.extend(build_raw_assets(cfg))
-        job = raw_sync_job(cfg)
-        jobs.append(job)
-        schedules.append(raw_sync_schedule(cfg, job))
-        resources.update(resources_for(cfg))
-    checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
-    assets = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=jobs,
-        schedules=schedules,
-        resources=resources,
-        executor=dg.in_process_executor,
-    )
+    merged = dg.Definitions.merge(*(integration_definitions(cfg) for cfg in integrations))
+    # One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb").
+    return dg.Definitions.merge(merged, dg.Definitions(executor=dg.in_process_executor))
 
 
 defs = build_definitions()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -38,3 +39,9 @@ def partition_key_for(ts: datetime) -> str:
 
 def parse_partition_key(key: str) -> datetime:
     return datetime.strptime(key, PARTITION_FMT).replace(tzinfo=UTC)
+
+
+def end_of_day_utc(as_of: date, tz: str) -> datetime:
+    """The instant day `as_of` ends in the store's time zone, in UTC."""
+    local = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz))
+    return local.astimezone(UTC)

@@ -32,8 +32,32 @@ def warehouse_counts(cfg: IntegrationConfig) -> dict[str, object]:
         }
 
 
+def profile_counts(cfg: IntegrationConfig) -> dict[str, object]:
+    """Profile figures: customers, buyers, purchases, segments; empty when no profile was computed."""
+    with connect(cfg.duckdb_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "customer_profile" not in tables:
+            return {}
+        row = conn.execute(
+            """SELECT max(as_of), count(*), count(*) FILTER (WHERE rfm_group <> 'PROSPECTS'),
+                      sum(orders_360d + orders_360plus) FROM customer_profile"""
+        ).fetchone()
+        segments = conn.execute(
+            "SELECT rfm_segment, count(*) FROM customer_profile GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+        sent = conn.execute("SELECT count(*) FROM icomm_sent").fetchone()[0] if "icomm_sent" in tables else 0
+    return {
+        "as_of": row[0],
+        "customers": row[1],
+        "buyers": row[2],
+        "purchases": int(row[3] or 0),
+        "segments": segments,
+        "contacts_in_icomm": sent,
+    }
+
+
 def print_summary(
-    console: Console, cfg: IntegrationConfig, *, store_url: str | None = None
+    console: Console, cfg: IntegrationConfig, *, store_url: str | None = None, icomm_url: str | None = None
 ) -> dict[str, object]:
     counts = warehouse_counts(cfg)
     sim: dict = {}
@@ -85,4 +109,29 @@ def print_summary(
         per_order = total / max(counts["orders"], 1)
         console.print(f"API requests served by the store: {total:,} ({per_order:.3f} per order synced)")
         counts["requests"] = total
+    prof = profile_counts(cfg)
+    if prof:
+        console.print(
+            f"profile as of {prof['as_of']}: {prof['customers']:,} customers, {prof['buyers']:,} buyers, "
+            f"{prof['purchases']:,} purchases"
+        )
+        seg = Table(title="RFM segments")
+        seg.add_column("segment")
+        seg.add_column("customers", justify="right")
+        for name, n in prof["segments"]:
+            seg.add_row(name, f"{n:,}")
+        console.print(seg)
+        counts["profile"] = prof
+    if icomm_url:
+        try:
+            stats = requests.get(f"{icomm_url}/_sim/stats", timeout=10).json()
+            contacts = requests.get(f"{icomm_url}/_sim/contacts", timeout=60).json()
+        except (requests.RequestException, ValueError):
+            stats, contacts = {}, []
+        n_contacts = len(contacts) if isinstance(contacts, list | dict) else 0
+        console.print(
+            f"icomm: {n_contacts:,} contacts in the profile, {stats.get('accepted', 0):,} accepted in "
+            f"{stats.get('requests', 0):,} requests (sent table: {prof.get('contacts_in_icomm', 0) if prof else 0:,})"
+        )
+        counts["icomm_contacts"] = n_contacts
     return counts

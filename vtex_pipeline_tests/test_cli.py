@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from vtex_pipeline.cli import main
-from vtex_pipeline.runner import end_of_day_utc
+from vtex_pipeline.partitions import end_of_day_utc, partition_key_for
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.vtex.dates import parse_vtex_datetime
 from vtex_pipeline_tests.conftest import APP_KEY, APP_TOKEN
@@ -50,9 +50,11 @@ def test_run_twice_syncs_up_to_the_day_then_has_nothing_to_do(start_store, vtex_
     )
     assert query(cfg, "SELECT count(*) FROM raw_customers")[0][0] == 150
 
+    # The second run re-syncs only the last window (and re-lists the look-back): nothing changes.
+    last_window = partition_key_for(end - timedelta(microseconds=1))
     second = CliRunner().invoke(main, ["run", "--as-of", as_of.isoformat()])
     assert second.exit_code == 0, second.output
-    assert "nothing to do" in second.output
+    assert f"synced windows {last_window} .. {last_window}" in second.output
     assert {r[0] for r in query(cfg, "SELECT order_id FROM raw_orders")} == stored
 
 

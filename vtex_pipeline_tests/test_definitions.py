@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from vtex_pipeline.config import IntegrationConfig, load_integrations
 from vtex_pipeline.definitions import build_definitions
+from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.partitions import partition_key_for
 
 RAW = ["raw_catalog", "raw_customers", "raw_orders"]
+ALL = ["customer_profile", "icomm_contacts", *RAW]
 
 
 def _defs(*names: str) -> dg.Definitions:
     cfgs = [
-        IntegrationConfig(name=n, account=n, start_date=date(2025, 1, 1), duckdb_path=f"data/{n}.duckdb")
+        IntegrationConfig(
+            name=n,
+            account=n,
+            start_date=date(2025, 1, 1),
+            duckdb_path=f"data/{n}.duckdb",
+            icomm=IcommSettings(profile_key=f"{n}-profile"),
+        )
         for n in names
     ]
     return build_definitions(cfgs)
@@ -24,17 +32,23 @@ def _defs(*names: str) -> dg.Definitions:
 def test_definitions_snapshot():
     defs = _defs("vtex")
     graph = defs.resolve_asset_graph()
-    assert sorted("/".join(k.path) for k in graph.get_all_asset_keys()) == [f"vtex/{n}" for n in RAW]
-    checks = sorted(f"{c.asset_key.path[-1]}:{c.name}" for c in graph.asset_check_keys)
-    assert checks == ["raw_orders:few_rejected_orders", "raw_orders:items_belong_to_orders"]
-    assert [j.name for j in defs.jobs] == ["vtex_raw_sync"]
+    assert sorted("/".join(k.path) for k in graph.get_all_asset_keys()) == [f"vtex/{n}" for n in ALL]
+    checks = {f"{c.asset_key.path[-1]}:{c.name}" for c in graph.asset_check_keys}
+    assert {"raw_orders:few_rejected_orders", "raw_orders:items_belong_to_orders"} <= checks
+    assert len([c for c in checks if c.startswith("customer_profile:")]) >= 7
+    assert sorted(j.name for j in defs.jobs) == ["vtex_profile_export", "vtex_raw_sync"]
     assert [s.name for s in defs.schedules] == ["vtex_raw_sync_every_4h"]
-    assert sorted(defs.resources) == ["vtex_duckdb", "vtex_vtex"]
+    assert [s.name for s in defs.sensors] == ["vtex_profile_after_sync"]
+    assert sorted(defs.resources) == ["vtex_duckdb", "vtex_icomm", "vtex_vtex"]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.pools == {"duckdb"}, key
-        if key.path[-1] == "raw_catalog":  # not a time series: one materialization per run
+        assert node.freshness_policy is not None, key
+        if key.path[-1] in ("raw_catalog", "icomm_contacts"):  # not time series: one materialization per run
             assert node.partitions_def is None
+            continue
+        if key.path[-1] == "customer_profile":
+            assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
             continue
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
         parts = node.partitions_def
@@ -46,7 +60,7 @@ def test_definitions_snapshot():
 def test_each_integration_gets_its_own_assets_and_database():
     defs = _defs("store_a", "store_b")
     keys = {"/".join(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {f"store_a/{n}" for n in RAW} | {f"store_b/{n}" for n in RAW} == keys
+    assert {f"store_a/{n}" for n in ALL} | {f"store_b/{n}" for n in ALL} == keys
     assert defs.resources["store_a_duckdb"].database == "data/store_a.duckdb"
     assert defs.resources["store_b_duckdb"].database == "data/store_b.duckdb"
 
@@ -90,3 +104,24 @@ def test_integrations_yaml(tmp_path):
         ("store_a", "a", ["1"], "VTEX_APP_KEY"),
         ("store_b", "b", None, "B_KEY"),
     ]
+
+
+def test_export_is_left_out_when_icomm_is_not_configured():
+    cfg = IntegrationConfig(name="vtex", account="a", start_date=date(2025, 1, 1))
+    defs = build_definitions([cfg])
+    keys = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "icomm_contacts" not in keys and "customer_profile" in keys
+    assert "vtex_icomm" not in defs.resources
+
+
+def test_sensor_requests_a_day_once_its_last_window_is_synced(tmp_path):
+    defs = _defs("vtex")
+    sensor = defs.resolve_sensor_def("vtex_profile_after_sync")
+    instance = dg.DagsterInstance.ephemeral()
+    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    last = partition_key_for(datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=20))
+    for name in ("raw_orders", "raw_customers"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["vtex", name], partition=last))
+    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    requests = list(sensor.evaluate_tick(ctx).run_requests)
+    assert [r.partition_key for r in requests] == [day.isoformat()]

@@ -7,8 +7,6 @@ history rows and `customer_profile` ends on the newest date. One run per date wo
 start-up per day and queue on the `duckdb` pool for nothing; the work itself is the same.
 """
 
-from __future__ import annotations
-
 import json
 import warnings
 from datetime import date
@@ -29,6 +27,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 PROFILE_TABLE = "customer_profile"
 
 
+# No `from __future__ import annotations` here: Dagster reads the run-config annotation at definition time.
 class ProfileRunConfig(dg.Config):
     """Per-run overrides of ProfileSettings (unset = the integration's settings / the spec's defaults)."""
 
@@ -262,8 +261,10 @@ def build_profile_assets(
         if row is None:
             return dg.AssetCheckResult(passed=False, metadata={"error": "no computed profile"})
         purchases, resolved, by_user, by_email, by_doc, params = row
-        threshold = json.loads(params).get("settings", {}).get(
-            "resolution_warn_threshold", base.resolution_warn_threshold
+        threshold = (
+            json.loads(params)
+            .get("settings", {})
+            .get("resolution_warn_threshold", base.resolution_warn_threshold)
         )
         share = resolved / purchases if purchases else 1.0
         return dg.AssetCheckResult(

@@ -1,0 +1,1 @@
+"""Scale benchmarks (run as modules: `python -m benchmarks.profile_scale`)."""

@@ -1,0 +1,60 @@
+-- RFM per window and lifetime. The population of a window is the customers with a purchase in it
+-- (lifetime: every buyer up to D); everyone else gets NULL. R ranks recency descending (the most
+-- recent buyers rank last and score best), M ranks monetary ascending, both with SQL rank() (ties share
+-- the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5).
+CREATE OR REPLACE TEMP TABLE int_rfm AS
+WITH population AS (
+    SELECT
+        count(*) FILTER (WHERE orders_30d > 0) AS n_30d,
+        count(*) FILTER (WHERE orders_60d > 0) AS n_60d,
+        count(*) FILTER (WHERE orders_90d > 0) AS n_90d,
+        count(*) FILTER (WHERE orders_180d > 0) AS n_180d,
+        count(*) FILTER (WHERE orders_360d > 0) AS n_360d,
+        count(*) FILTER (WHERE orders_360plus > 0) AS n_360plus,
+        count(*) AS n_lifetime
+    FROM int_windows
+), ranked AS (
+    SELECT
+        w.*,
+        rank() OVER (PARTITION BY orders_30d > 0 ORDER BY recency_lifetime DESC) AS r_30d,
+        rank() OVER (PARTITION BY orders_30d > 0 ORDER BY cents_30d) AS m_30d,
+        rank() OVER (PARTITION BY orders_60d > 0 ORDER BY recency_lifetime DESC) AS r_60d,
+        rank() OVER (PARTITION BY orders_60d > 0 ORDER BY cents_60d) AS m_60d,
+        rank() OVER (PARTITION BY orders_90d > 0 ORDER BY recency_lifetime DESC) AS r_90d,
+        rank() OVER (PARTITION BY orders_90d > 0 ORDER BY cents_90d) AS m_90d,
+        rank() OVER (PARTITION BY orders_180d > 0 ORDER BY recency_lifetime DESC) AS r_180d,
+        rank() OVER (PARTITION BY orders_180d > 0 ORDER BY cents_180d) AS m_180d,
+        rank() OVER (PARTITION BY orders_360d > 0 ORDER BY recency_lifetime DESC) AS r_360d,
+        rank() OVER (PARTITION BY orders_360d > 0 ORDER BY cents_360d) AS m_360d,
+        rank() OVER (PARTITION BY orders_360plus > 0 ORDER BY recency_360plus DESC) AS r_360plus,
+        rank() OVER (PARTITION BY orders_360plus > 0 ORDER BY cents_360plus) AS m_360plus,
+        rank() OVER (ORDER BY recency_lifetime DESC) AS r_lifetime,
+        rank() OVER (ORDER BY cents_lifetime) AS m_lifetime
+    FROM int_windows w
+), scored AS (
+    SELECT
+        ckey,
+        CASE WHEN orders_30d > 0 THEN rfm_quintile(r_30d, n_30d)::VARCHAR
+            || rfm_frequency(orders_30d, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_30d, n_30d)::VARCHAR END AS rfm_30d,
+        CASE WHEN orders_60d > 0 THEN rfm_quintile(r_60d, n_60d)::VARCHAR
+            || rfm_frequency(orders_60d, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_60d, n_60d)::VARCHAR END AS rfm_60d,
+        CASE WHEN orders_90d > 0 THEN rfm_quintile(r_90d, n_90d)::VARCHAR
+            || rfm_frequency(orders_90d, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_90d, n_90d)::VARCHAR END AS rfm_90d,
+        CASE WHEN orders_180d > 0 THEN rfm_quintile(r_180d, n_180d)::VARCHAR
+            || rfm_frequency(orders_180d, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_180d, n_180d)::VARCHAR END AS rfm_180d,
+        CASE WHEN orders_360d > 0 THEN rfm_quintile(r_360d, n_360d)::VARCHAR
+            || rfm_frequency(orders_360d, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_360d, n_360d)::VARCHAR END AS rfm_360d,
+        CASE WHEN orders_360plus > 0 THEN rfm_quintile(r_360plus, n_360plus)::VARCHAR
+            || rfm_frequency(orders_360plus, $f2, $f3, $f4, $f5)::VARCHAR
+            || rfm_quintile(m_360plus, n_360plus)::VARCHAR END AS rfm_360plus,
+        rfm_quintile(r_lifetime, n_lifetime) AS r_lifetime,
+        rfm_frequency(orders_lifetime, $f2, $f3, $f4, $f5) AS f_lifetime,
+        rfm_quintile(m_lifetime, n_lifetime) AS m_lifetime
+    FROM ranked, population
+)
+SELECT * FROM scored;

@@ -1,0 +1,21 @@
+-- Every CL document with a compact integer key (joins on it are far cheaper than on 36-char ids),
+-- its contact fields as the profile shows them, and whether it exists as of D (createdIn in the
+-- store time zone on or before D). All documents are kept: order resolution looks at all of them.
+CREATE OR REPLACE TEMP TABLE stg_customers AS
+SELECT
+    rowid AS ckey,   -- unique within the statement; row_number() OVER () would materialize every row
+    customer_id,
+    nullif(trim(user_id), '') AS user_id,
+    nullif(lower(trim(email)), '') AS email_normalized,
+    -- a masked Conversation Tracker alias is never an e-mail
+    CASE WHEN NOT suffix(lower(trim(email)), 'ct.vtex.com.br') THEN nullif(lower(trim(email)), '') END AS email,
+    first_name,
+    last_name,
+    nullif(trim(document), '') AS document,
+    phone,
+    gender,
+    birth_date,
+    is_newsletter_opt_in,
+    created_in,
+    timezone($timezone, created_in)::DATE <= $as_of AS in_profile
+FROM raw_customers;

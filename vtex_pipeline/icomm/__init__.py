@@ -1,0 +1,1 @@
+"""The icomm sink: client, field mapping and formats, delta against the last successful send, export."""

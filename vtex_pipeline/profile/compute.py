@@ -1,0 +1,309 @@
+"""Compute the customer profile as of a date D: run the SQL files of `sql/` in order on a DuckDB
+connection and write `customer_profile` (latest date) and `customer_profile_history` (per date).
+
+Plain Python, no Dagster: the asset, the tests and the benchmark all call `compute_profile`.
+Intermediates are TEMP tables: they are per-run scratch, never read by anyone else, cost no WAL or
+checkpoint I/O in the database file, vanish with the connection, and can spill to DuckDB's temp
+directory under memory pressure like any other table. Only the results are written to the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
+
+# Run order; each file creates TEMP tables (or macros) the next ones read.
+SQL_STEPS = (
+    "staging/staging_customers.sql",
+    "staging/staging_orders.sql",
+    "staging/staging_order_customer.sql",
+    "staging/staging_order_items.sql",
+    "intermediate/00_macros.sql",
+    "intermediate/int_customer_purchases.sql",
+    "intermediate/int_customer_windows.sql",
+    "intermediate/int_customer_lists.sql",
+    "intermediate/int_last_purchase.sql",
+    "intermediate/int_customer_rfm.sql",
+    "marts/customer_profile.sql",
+)
+# Big scratch tables no later step reads: dropped as soon as possible to relieve memory (less spilling).
+DROP_AFTER = {
+    "intermediate/int_customer_lists.sql": ("stg_order_items", "int_list_values"),
+    "intermediate/int_last_purchase.sql": ("int_items",),
+}
+TEMP_TABLES = (
+    "stg_customers",
+    "stg_purchases",
+    "stg_order_customer",
+    "stg_order_items",
+    "int_purchases",
+    "int_windows",
+    "int_items",
+    "int_list_values",
+    "int_lists",
+    "int_last_purchase",
+    "int_rfm",
+    "mart_customer_profile",
+)
+WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
+WINDOW_ATTRIBUTES = ("orders", "amount", "avg_amount", "products", "categories", "coupons", "rfm")
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "as_of",
+    "email",
+    "first_name",
+    "last_name",
+    "document",
+    "phone",
+    "gender",
+    "birth_date",
+    "is_newsletter_opt_in",
+    "first_purchase_date",
+    "days_since_first_purchase",
+    "last_purchase_date",
+    "days_since_last_purchase",
+    "last_purchase_brands",
+    "last_purchase_categories",
+    "last_purchase_promo_codes",
+    *(f"{a}_{w}" for a in WINDOW_ATTRIBUTES for w in WINDOWS),
+    "rfm_group",
+    "rfm_segment",
+)
+# customer_profile_history keeps what the dashboard needs to follow customers between dates (segment
+# transitions, movement between windows) — narrow on purpose: a full copy of every list column per day
+# would multiply the write cost and the file size by the number of days kept.
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "as_of",
+    "customer_id",
+    "rfm_group",
+    "rfm_segment",
+    *(f"rfm_{w}" for w in WINDOWS),
+    "first_purchase_date",
+    "last_purchase_date",
+    "orders_360d",
+    "orders_360plus",
+    "amount_360d",
+    "amount_360plus",
+)
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class SeedError(ValueError):
+    """The RFM segment seed is incomplete or ambiguous; the message says what to fix."""
+
+
+def sql_parameters(cfg: IntegrationConfig, settings: ProfileSettings, as_of: date) -> dict[str, Any]:
+    """The prepared-statement parameters the SQL files use (`$as_of`, `$timezone`, ...)."""
+    t = settings.f_thresholds
+    return {
+        "as_of": as_of,
+        "timezone": cfg.timezone,
+        "excluded_statuses": list(settings.excluded_statuses),
+        "sales_channels": [str(s) for s in (cfg.sales_channels or [])],  # empty = every channel
+        "f2": t[1],
+        "f3": t[2],
+        "f4": t[3],
+        "f5": t[4],
+    }
+
+
+def run_sql_file(conn: duckdb.DuckDBPyConnection, relative: str, params: dict[str, Any]) -> None:
+    """Run each statement of `sql/<relative>` with the parameters it names (DuckDB rejects extras)."""
+    for stmt in duckdb.extract_statements(read_sql(relative)):
+        names = set(_PARAM.findall(stmt.query))
+        missing = names - params.keys()
+        if missing:
+            raise KeyError(f"{relative}: no value for parameter(s) {sorted(missing)}")
+        conn.execute(stmt, {k: params[k] for k in names} if names else None)
+
+
+def load_rfm_segments(conn: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> int:
+    """(Re)load the operator-editable seed into `seed_rfm_segments`, after checking it is complete:
+    one row per lifetime (F, R) in 1..5 x 1..5 plus one prospects row with both empty."""
+    path = Path(path) if path else sql_dir() / "seeds" / "rfm_segments.csv"
+    rows: list[tuple[int | None, int | None, str, str]] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for n, rec in enumerate(csv.DictReader(fh), start=2):
+            try:
+                f = int(rec["f_score"]) if (rec.get("f_score") or "").strip() else None
+                r = int(rec["r_score"]) if (rec.get("r_score") or "").strip() else None
+                group, segment = rec["rfm_group"].strip(), rec["rfm_segment"].strip()
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise SeedError(
+                    f"{path}:{n}: expected f_score,r_score,rfm_group,rfm_segment ({exc})"
+                ) from None
+            if not group or not segment:
+                raise SeedError(f"{path}:{n}: empty group or segment name")
+            rows.append((f, r, group, segment))
+    keys = [(f, r) for f, r, _, _ in rows]
+    expected = {(None, None)} | {(f, r) for f in range(1, 6) for r in range(1, 6)}
+    if len(keys) != len(set(keys)) or set(keys) != expected:
+        missing = sorted(expected - set(keys), key=str)
+        dupes = sorted({k for k in keys if keys.count(k) > 1}, key=str)
+        raise SeedError(
+            f"{path}: needs exactly one row per (f_score, r_score); missing {missing}, repeated {dupes}"
+        )
+    conn.execute(
+        """CREATE OR REPLACE TABLE seed_rfm_segments (
+               f_score INTEGER, r_score INTEGER, rfm_group VARCHAR NOT NULL, rfm_segment VARCHAR NOT NULL)"""
+    )
+    conn.executemany("INSERT INTO seed_rfm_segments VALUES (?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return conn.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+           WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position""",
+        [table],
+    ).fetchall()
+
+
+def _write_results(
+    conn: duckdb.DuckDBPyConnection, as_of: date, settings: ProfileSettings, stats: dict[str, Any]
+) -> bool:
+    """History for D (delete then insert), the latest profile when D is the newest date, the run log.
+    One transaction: readers see the old or the new profile, never a half-written one."""
+    mart = (
+        _columns(conn, "mart_customer_profile")
+        or conn.execute("SELECT column_name, data_type FROM (DESCRIBE mart_customer_profile)").fetchall()
+    )
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS customer_profile_runs (
+                   as_of DATE PRIMARY KEY, computed_at TIMESTAMPTZ NOT NULL, customers BIGINT,
+                   buyers BIGINT, purchases BIGINT, resolved_purchases BIGINT,
+                   resolved_by_user_profile_id BIGINT, resolved_by_email BIGINT, resolved_by_document BIGINT,
+                   seconds DOUBLE, parameters VARCHAR)"""
+        )
+        latest = conn.execute("SELECT max(as_of) FROM customer_profile_runs").fetchone()[0]
+        existing = _columns(conn, "customer_profile")
+        write_latest = latest is None or as_of >= latest or not existing or existing != mart
+        if write_latest:
+            conn.execute("CREATE OR REPLACE TABLE customer_profile AS SELECT * FROM mart_customer_profile")
+        if settings.history_days > 0:
+            cols = ", ".join(HISTORY_COLUMNS)
+            wanted = [c for c in mart if c[0] in HISTORY_COLUMNS]
+            if sorted(_columns(conn, "customer_profile_history")) != sorted(wanted):
+                conn.execute(
+                    f"CREATE OR REPLACE TABLE customer_profile_history AS SELECT {cols} FROM mart_customer_profile LIMIT 0"
+                )
+            conn.execute("DELETE FROM customer_profile_history WHERE as_of = ?", [as_of])
+            conn.execute(
+                f"INSERT INTO customer_profile_history ({cols}) SELECT {cols} FROM mart_customer_profile"
+            )
+            newest = max(as_of, latest) if latest else as_of
+            conn.execute(
+                "DELETE FROM customer_profile_history WHERE as_of < ?::DATE - ?::INTEGER",
+                [newest, settings.history_days],
+            )
+        conn.execute("DELETE FROM customer_profile_runs WHERE as_of = ?", [as_of])
+        conn.execute(
+            "INSERT INTO customer_profile_runs VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                as_of,
+                stats["customers"],
+                stats["buyers"],
+                stats["purchases"],
+                stats["resolved_purchases"],
+                stats["resolved_by"].get("user_profile_id", 0),
+                stats["resolved_by"].get("email", 0),
+                stats["resolved_by"].get("document", 0),
+                stats["seconds"],
+                json.dumps(stats["parameters"], default=str),
+            ],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return write_latest
+
+
+def drop_intermediates(conn: duckdb.DuckDBPyConnection) -> None:
+    for t in TEMP_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+    conn.execute("DROP TYPE IF EXISTS temp.profile_name")
+
+
+def compute_profile(
+    conn: duckdb.DuckDBPyConnection,
+    cfg: IntegrationConfig,
+    settings: ProfileSettings | None = None,
+    as_of: date | None = None,
+    *,
+    write: bool = True,
+    keep_intermediates: bool = False,
+) -> dict[str, Any]:
+    """Build the profile as of `as_of` (the daily partition date D) and, unless `write=False`, store it.
+
+    The connection must have the raw schema and a UTC session (`warehouse.connection.prepare`).
+    Returns figures for metadata and logs: counts, resolution share, segment distribution, step timings.
+    """
+    if as_of is None:
+        raise ValueError("as_of (the profile date D) is required")
+    settings = settings or ProfileSettings()
+    started = time.perf_counter()
+    if settings.memory_limit:
+        conn.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated-looking operator value
+    load_rfm_segments(conn, settings.rfm_segments_csv)
+    params = sql_parameters(cfg, settings, as_of)
+    steps: dict[str, float] = {}
+    for rel in SQL_STEPS:
+        t0 = time.perf_counter()
+        run_sql_file(conn, rel, params)
+        if not keep_intermediates:
+            for t in DROP_AFTER.get(rel, ()):
+                conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+        steps[rel] = round(time.perf_counter() - t0, 3)
+
+    customers, buyers = conn.execute(
+        "SELECT count(*), count(first_purchase_date) FROM mart_customer_profile"
+    ).fetchone()
+    by_rule = dict(
+        conn.execute(
+            "SELECT resolved_by, count(*) FROM stg_order_customer WHERE resolved_by IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    purchases = conn.execute("SELECT count(*) FROM stg_purchases").fetchone()[0]
+    resolved = sum(by_rule.values())
+    segments = dict(
+        conn.execute(
+            "SELECT coalesce(rfm_segment, '(none)'), count(*) FROM mart_customer_profile GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+    )
+    stats: dict[str, Any] = {
+        "as_of": as_of,
+        "parameters": {**params, "settings": settings.model_dump(mode="json")},
+        "customers": int(customers),
+        "buyers": int(buyers),
+        "purchases": int(purchases),
+        "resolved_purchases": int(resolved),
+        "resolution_share": (resolved / purchases) if purchases else 1.0,
+        "resolved_by": {k: int(v) for k, v in by_rule.items()},
+        "segments": {k: int(v) for k, v in segments.items()},
+        "steps": steps,
+    }
+    stats["compute_seconds"] = round(time.perf_counter() - started, 3)
+    stats["seconds"] = stats["compute_seconds"]
+    stats["wrote_latest"] = False
+    if write:
+        t0 = time.perf_counter()
+        stats["wrote_latest"] = _write_results(conn, as_of, settings, stats)
+        steps["write"] = round(time.perf_counter() - t0, 3)
+    if not keep_intermediates:
+        drop_intermediates(conn)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    return stats

@@ -1,0 +1,153 @@
+"""Formats of spec §5, checked against hand-written strings, and the SQL twin held to the Python one."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from vtex_pipeline.icomm.fields import (
+    MappingError,
+    contact_payload,
+    default_mapping,
+    format_value,
+    join_list,
+    load_mapping,
+    mapping_from_dict,
+    sql_format_expr,
+)
+from vtex_pipeline_tests.icomm.profiles import create_profile_table, insert_profiles, profile_row
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dates_are_dd_mm_yyyy() -> None:
+    assert format_value(date(2026, 3, 5)) == "05/03/2026"
+    assert format_value(datetime(1990, 12, 31, 23, 59)) == "31/12/1990"
+    assert format_value("1988-07-09T00:00:00", "date") == "09/07/1988"
+    assert format_value("not a date", "date") == ""
+
+
+def test_amounts_have_a_dot_and_two_decimals() -> None:
+    assert format_value(Decimal("120.5")) == "120.50"
+    assert format_value(Decimal("0")) == "0.00"
+    assert format_value(Decimal("1234567.891")) == "1234567.89"
+    assert format_value(Decimal("2.125"), "amount") == "2.12"  # half-even, as the profile rounds
+    assert format_value(3, "amount") == "3.00"
+
+
+def test_null_and_empty_are_empty_strings() -> None:
+    for fmt in ("text", "date", "amount", "int", "list", "bool"):
+        assert format_value(None, fmt) == ""  # type: ignore[arg-type]
+    assert format_value([], "list") == ""
+
+
+def test_lists_join_and_cut_at_a_whole_item() -> None:
+    assert format_value(["Red Shoe", "Blue Hat"]) == "Red Shoe, Blue Hat"
+    # "aaaa, bbbb" is 10 characters: fits in 10, the next item would make 16
+    assert join_list(["aaaa", "bbbb", "cccc"], 10) == "aaaa, bbbb"
+    assert join_list(["aaaa", "bbbb", "cccc"], 15) == "aaaa, bbbb"
+    assert join_list(["aaaa", "bbbb", "cccc"], 16) == "aaaa, bbbb, cccc"
+    assert join_list(["a" * 300], 250) == ""  # never half an item
+    items = [f"Product number {i:03d}" for i in range(40)]  # 18 chars each, 20 with the separator
+    out = format_value(items, "list", max_length=250)
+    assert out == ", ".join(items[:12]) and len(out) == 238
+
+
+def test_other_formats() -> None:
+    assert format_value(True) == "true" and format_value(False, "bool") == "false"
+    assert format_value(7) == "7"
+    assert format_value("514", "text") == "514"
+
+
+def test_contact_payload_shape() -> None:
+    mapping = mapping_from_dict(
+        {
+            "fields": [
+                {"column": "first_name", "key": "NOMBRE"},
+                {"column": "products_30d", "key": "PRODUCTOS_30", "max_length": 9},
+                {"column": "phone", "export": False},
+                {"column": "avg_amount_30d"},
+            ]
+        }
+    )
+    row = {
+        "email": "  Ana@Example.COM ",
+        "first_name": "Ana",
+        "products_30d": ["Sock", "Hat", "Cap"],
+        "phone": "1",
+    }
+    assert contact_payload(row, mapping) == {
+        "Email": "ana@example.com",
+        "CustomFields": [
+            {"Key": "NOMBRE", "Value": "Ana"},
+            {"Key": "PRODUCTOS_30", "Value": "Sock, Hat"},
+            {"Key": "AVG_AMOUNT_30D", "Value": ""},
+        ],
+    }
+
+
+def test_default_file_is_every_column_upper_cased() -> None:
+    mapping = load_mapping(REPO / "config" / "icomm_fields.yaml")
+    assert mapping == default_mapping()
+    assert len(mapping.exported) == 58
+    assert all(f.key == f.column.upper() for f in mapping.fields)
+    assert mapping.list_max_length == 250
+    assert "EMAIL" not in {f.key for f in mapping.fields}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"fields": [{"column": "x", "format": "money"}]},
+        {"fields": [{"column": "a", "key": "K"}, {"column": "b", "key": "K"}]},
+        {"fields": [{"column": "a", "key": "bad key!"}]},
+        {"fields": "nope"},
+    ],
+)
+def test_bad_mappings_are_refused(doc: dict) -> None:
+    with pytest.raises(MappingError):
+        mapping_from_dict(doc)
+
+
+def test_sql_formatting_matches_python() -> None:
+    mapping = default_mapping()
+    rows = [
+        profile_row(1),
+        profile_row(
+            2,
+            first_name=None,
+            birth_date=date(1990, 1, 2),
+            is_newsletter_opt_in=False,
+            products_30d=[f"Long product name {i:02d}" for i in range(30)],
+            coupons_30d=["A", None, "B"],
+            amount_30d=Decimal("0.00"),
+            avg_amount_30d=Decimal("99999.99"),
+            last_purchase_date=None,
+            days_since_last_purchase=None,
+        ),
+        profile_row(3, first_name="Zoë «quoted» 'x'", last_purchase_brands=["x" * 251, "y"]),
+    ]
+    conn = duckdb.connect()
+    create_profile_table(conn)
+    insert_profiles(conn, rows)
+    exprs = ", ".join(
+        sql_format_expr(f.column, f.format, max_length=mapping.max_length(f), bool_values=mapping.bool_values)
+        for f in mapping.exported
+    )
+    got = conn.execute(f"SELECT {exprs} FROM customer_profile ORDER BY customer_id").fetchall()
+    for row, sql_values in zip(rows, got, strict=True):
+        python_values = [c["Value"] for c in contact_payload(row, mapping)["CustomFields"]]
+        assert list(sql_values) == python_values
+
+
+def test_sql_date_format_accepts_text_columns() -> None:
+    conn = duckdb.connect()
+    expr = sql_format_expr("d", "date", max_length=250, bool_values=("true", "false"))
+    got = conn.execute(
+        f"SELECT {expr} FROM (VALUES ('1988-07-09T00:00:00'), ('1988-07-09'), (''), (NULL), ('junk')) t(d)"
+    ).fetchall()
+    assert [g[0] for g in got] == ["09/07/1988", "09/07/1988", "", "", ""]
