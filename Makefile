@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint check-defs dev clean
+.PHONY: install demo test lint check-defs dev bench bench-small chaos clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,15 @@ check-defs: install
 
 dev: install
 	$(BIN)/vtex-pipeline dev
+
+bench: install
+	$(BIN)/python -m benchmarks.run --scale 1.0
+
+bench-small: install
+	$(BIN)/python -m benchmarks.run --scale 0.1
+
+chaos: install
+	$(BIN)/python -m chaos.run
 
 clean:
 	rm -rf $(VENV) data .dagster_home .pytest_cache .ruff_cache
