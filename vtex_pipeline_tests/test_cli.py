@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -94,3 +95,29 @@ def test_run_without_an_account_is_one_clear_error(monkeypatch, tmp_path):
     assert result.exit_code == 2
     assert "VTEX_ACCOUNT" in result.output
     assert not (tmp_path / "data").exists()  # nothing written before the configuration is valid
+
+
+def test_one_failing_account_does_not_stop_the_others(start_store, monkeypatch, tmp_path):
+    store = start_store(generate_store(customers=40, orders=120, seed=4, span_days=10))
+    start = _recent(12).isoformat()
+    (tmp_path / "integrations.yaml").write_text(
+        "integrations:\n"
+        f"  - {{name: brand_a, account: a, base_url: '{store.url}', duckdb_path: '{tmp_path}/a.duckdb',\n"
+        f"     app_key_env: A_KEY, app_token_env: A_TOKEN, start_date: '{start}', requests_per_second: 500}}\n"
+        f"  - {{name: brand_b, account: b, base_url: '{store.url}', duckdb_path: '{tmp_path}/b.duckdb',\n"
+        f"     app_key_env: B_KEY, app_token_env: B_TOKEN, start_date: '{start}', requests_per_second: 500}}\n"
+    )
+    monkeypatch.setenv("VTEX_PIPELINE_INTEGRATIONS", str(tmp_path / "integrations.yaml"))
+    monkeypatch.setenv("A_KEY", APP_KEY)
+    monkeypatch.setenv("A_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("B_KEY", APP_KEY)
+    monkeypatch.setenv("B_TOKEN", "wrong-token-for-b")
+
+    result = CliRunner().invoke(main, ["run", "--as-of", _recent(1).isoformat()])
+
+    assert result.exit_code == 1
+    assert "brand_a: synced windows" in result.output
+    assert "brand_b: failed" in result.output and "401" in result.output
+    assert "wrong-token-for-b" not in result.output
+    with duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM raw_customers").fetchone()[0] == 40
