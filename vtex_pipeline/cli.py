@@ -6,12 +6,13 @@ import logging
 import os
 import subprocess
 import sys
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from vtex_pipeline.config import ConfigError, IntegrationConfig, load_integrations
@@ -126,15 +127,53 @@ def _instance(stack: ExitStack):
     return stack.enter_context(dg.DagsterInstance.ephemeral())
 
 
+@contextmanager
+def _progress_bar():
+    """A rich progress bar fed by the sync passes' progress reports."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[count]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def listener(label: str, done: int, total: int | None, fraction: float | None) -> None:
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=1000, count="")
+        share = fraction if fraction is not None else (done / total if total else None)
+        count = f"{done:,}" + (f"/{total:,}" if total else "")
+        if share is None:
+            progress.update(tasks[label], count=count)
+        else:
+            progress.update(tasks[label], completed=int(1000 * min(share, 1.0)), count=count)
+
+    with progress:
+        yield listener
+        for task in tasks.values():  # the run is over: every bar ends full
+            progress.update(task, completed=1000)
+
+
 def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
+    from vtex_pipeline.assets.progress import add_listener, remove_listener
     from vtex_pipeline.runner import run_integration
 
     failures = 0
     with ExitStack() as stack:
         instance = _instance(stack)
         for cfg in integrations:
-            with console.status(f"[bold]{cfg.name}[/]: syncing up to the end of {as_of} ({cfg.timezone})"):
-                outcome = run_integration(cfg, as_of, instance=instance)
+            console.print(f"[bold]{cfg.name}[/]: syncing up to the end of {as_of} ({cfg.timezone})")
+            if console.is_terminal:  # a progress bar; Dagster's own lines only for warnings
+                with _progress_bar() as listener:
+                    add_listener(listener)
+                    try:
+                        outcome = run_integration(cfg, as_of, instance=instance, log_level="WARNING")
+                    finally:
+                        remove_listener(listener)
+            else:  # plain progress lines (logs, CI)
+                outcome = run_integration(cfg, as_of, instance=instance, log_level="INFO")
             if not outcome.success:
                 failures += 1
                 err_console.print(f"[bold red]{cfg.name}: failed:[/] {outcome.error}")

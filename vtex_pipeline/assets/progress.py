@@ -5,6 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+Listener = Callable[[str, int, "int | None", "float | None"], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(fn: Listener) -> None:
+    """Receive every progress report of this process unthrottled (the CLI draws a progress bar)."""
+    _listeners.append(fn)
+
+
+def remove_listener(fn: Listener) -> None:
+    if fn in _listeners:
+        _listeners.remove(fn)
+
 
 class ProgressLog:
     """A `progress(label, done, total)` callback that writes throttled lines to `emit`."""
@@ -17,6 +30,8 @@ class ProgressLog:
 
     def __call__(self, label: str, done: int, total: int | None, fraction: float | None = None) -> None:
         """`fraction` (0..1) is the share of the run's time range covered, when `total` is unknown."""
+        for listener in list(_listeners):
+            listener(label, done, total, fraction)
         now = time.monotonic()
         start = self.started.setdefault(label, now)
         finished = (total is not None and done >= total) or (fraction is not None and fraction >= 1.0)
