@@ -50,6 +50,35 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
         label = keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
         return tw.start.astimezone(UTC), tw.end.astimezone(UTC), label
 
+    def run_sync(
+        context: dg.AssetExecutionContext, sync, table: str, also: tuple[str, ...] = (), **kw
+    ) -> dict:
+        """Run one sync pass over the run's time window; return its materialization metadata."""
+        start, end, label = window(context)
+        vtex = getattr(context.resources, vtex_key)
+        with vtex.make_client() as client, getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            report = sync(
+                client,
+                conn,
+                cfg,
+                start=start,
+                end=end,
+                now=datetime.now(UTC),
+                run_id=context.run_id,
+                progress=ProgressLog(context.log.info),
+                **kw,
+            )
+            report.api = client.stats.snapshot()
+            meta = {
+                **table_metadata(conn, table, lean=lean(context)),
+                **report_metadata(report),
+                "window": label,
+            }
+            for other in also:
+                meta[f"{other}_rows"] = conn.execute(f"SELECT count(*) FROM {other}").fetchone()[0]
+        return meta
+
     @dg.asset(
         key=key("raw_customers"),
         group_name=group,
@@ -58,27 +87,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
         **common,
     )
     def raw_customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        start, end, label = window(context)
-        vtex = getattr(context.resources, vtex_key)
-        with vtex.make_client() as client, getattr(context.resources, duck_key).get_connection() as conn:
-            prepare(conn)
-            report = sync_customers(
-                client,
-                conn,
-                cfg,
-                start=start,
-                end=end,
-                now=datetime.now(UTC),
-                partition_key=context.partition_keys[-1],
-                run_id=context.run_id,
-                progress=ProgressLog(context.log.info),
-            )
-            report.api = client.stats.snapshot()
-            meta = {
-                **table_metadata(conn, "raw_customers", lean=lean(context)),
-                **report_metadata(report),
-                "window": label,
-            }
+        meta = run_sync(context, sync_customers, "raw_customers", partition_key=context.partition_keys[-1])
         return dg.MaterializeResult(metadata=meta)
 
     @dg.asset(
@@ -92,28 +101,9 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
         **common,
     )
     def raw_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        start, end, label = window(context)
-        vtex = getattr(context.resources, vtex_key)
-        with vtex.make_client() as client, getattr(context.resources, duck_key).get_connection() as conn:
-            prepare(conn)
-            report = sync_orders(
-                client,
-                conn,
-                cfg,
-                start=start,
-                end=end,
-                now=datetime.now(UTC),
-                run_id=context.run_id,
-                progress=ProgressLog(context.log.info),
-            )
-            report.api = client.stats.snapshot()
-            meta = {
-                **table_metadata(conn, "raw_orders", lean=lean(context)),
-                **report_metadata(report),
-                "window": label,
-                "items_table_rows": conn.execute("SELECT count(*) FROM raw_order_items").fetchone()[0],
-            }
-        return dg.MaterializeResult(metadata=meta)
+        return dg.MaterializeResult(
+            metadata=run_sync(context, sync_orders, "raw_orders", also=("raw_order_items",))
+        )
 
     # The catalog is not a time series: one materialization per run, not one per 4-hour window
     # (a two-year first sync would otherwise record ~4,400 identical catalog materializations).
