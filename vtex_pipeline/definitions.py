@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from vtex_pipeline.assets.dashboard import build_dashboard_assets
 from vtex_pipeline.assets.export import build_export_assets
 from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
@@ -42,6 +43,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     """Everything one VTEX account needs; accounts never share assets, jobs or DuckDB files."""
     assets = _with_freshness(build_raw_assets(cfg), RAW_FRESHNESS)
     assets += _with_freshness(build_profile_assets(cfg), DAILY_FRESHNESS)
+    assets += _with_freshness(build_dashboard_assets(cfg), RAW_FRESHNESS)
     resources = resources_for(cfg)
     if cfg.icomm is not None:
         assets += _with_freshness(build_export_assets(cfg, cfg.icomm), DAILY_FRESHNESS)

@@ -15,8 +15,12 @@ from vtex_pipeline.partitions import WINDOW, end_of_day_utc, partition_key_for, 
 def raw_sync_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{cfg.name}_raw_sync",
-        selection=dg.AssetSelection.groups(f"{cfg.name}_raw"),
-        description=f"Sync VTEX customers, orders and catalog of '{cfg.name}' for a 4-hour window (or a range).",
+        selection=dg.AssetSelection.groups(f"{cfg.name}_raw")
+        | dg.AssetSelection.assets([cfg.name, "dashboard"]),
+        description=(
+            f"Sync VTEX customers, orders and catalog of '{cfg.name}' for a 4-hour window (or a range), "
+            "then refresh the dashboard."
+        ),
     )
 
 
@@ -38,8 +42,9 @@ def raw_sync_schedule(cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefiniti
 
 
 def profile_export_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
-    """The daily profile for a date D, then (when icomm is configured) the export behind its checks."""
-    keys = [dg.AssetKey([cfg.name, "customer_profile"])]
+    """The daily profile for a date D, then (when icomm is configured) the export behind its checks, and
+    the dashboard's segment panels."""
+    keys = [dg.AssetKey([cfg.name, "customer_profile"]), dg.AssetKey([cfg.name, "dashboard"])]
     if cfg.icomm is not None:
         keys.append(dg.AssetKey([cfg.name, "icomm_contacts"]))
     return dg.define_asset_job(

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.dashboard.kpis import dashboard_path
 from vtex_pipeline.warehouse.connection import connect
 
 
@@ -134,4 +135,7 @@ def print_summary(
             f"{stats.get('requests', 0):,} requests (sent table: {prof.get('contacts_in_icomm', 0) if prof else 0:,})"
         )
         counts["icomm_contacts"] = n_contacts
+    page = dashboard_path(cfg)
+    if page.exists():
+        console.print(f"dashboard (opens offline in a browser): {page}")
     return counts

@@ -12,7 +12,7 @@ from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.partitions import partition_key_for
 
 RAW = ["raw_catalog", "raw_customers", "raw_orders"]
-ALL = ["customer_profile", "icomm_contacts", *RAW]
+ALL = ["customer_profile", "dashboard", "icomm_contacts", *RAW]
 
 
 def _defs(*names: str) -> dg.Definitions:
@@ -44,7 +44,11 @@ def test_definitions_snapshot():
         node = graph.get(key)
         assert node.pools == {"duckdb"}, key
         assert node.freshness_policy is not None, key
-        if key.path[-1] in ("raw_catalog", "icomm_contacts"):  # not time series: one materialization per run
+        if key.path[-1] in (
+            "raw_catalog",
+            "icomm_contacts",
+            "dashboard",
+        ):  # not time series: one materialization per run
             assert node.partitions_def is None
             continue
         if key.path[-1] == "customer_profile":
