@@ -1,7 +1,8 @@
 -- RFM per window and lifetime. The population of a window is the customers with a purchase in it
 -- (lifetime: every buyer up to D); everyone else gets NULL. R ranks recency descending (the most
--- recent buyers rank last and score best), M ranks monetary ascending, both with SQL rank() (ties share
--- the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5).
+-- recent buyers rank last and score best), M ranks monetary ascending, both with SQL rank() semantics
+-- (ties share the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5). R is
+-- computed from a histogram of recency days (see recency_rank), M with rank() windows.
 CREATE OR REPLACE TEMP TABLE int_rfm AS
 WITH population AS (
     SELECT
@@ -13,24 +14,47 @@ WITH population AS (
         count(*) FILTER (WHERE orders_360plus > 0) AS n_360plus,
         count(*) AS n_lifetime
     FROM int_windows
+), recency_histogram AS (   -- buyers per recency day and population (recency has a few hundred values)
+    SELECT
+        recency_lifetime AS recency,
+        count(*) FILTER (WHERE orders_30d > 0) AS c_30d,
+        count(*) FILTER (WHERE orders_60d > 0) AS c_60d,
+        count(*) FILTER (WHERE orders_90d > 0) AS c_90d,
+        count(*) FILTER (WHERE orders_180d > 0) AS c_180d,
+        count(*) FILTER (WHERE orders_360d > 0) AS c_360d,
+        count(*) AS c_lifetime
+    FROM int_windows
+    GROUP BY 1
+), recency_rank AS (
+    -- rank() ordered by recency descending = 1 + the population members with a greater recency: a
+    -- running sum over the histogram instead of one sort of every buyer per window
+    SELECT
+        recency,
+        1 + coalesce(sum(c_30d) OVER later, 0) AS r_30d,
+        1 + coalesce(sum(c_60d) OVER later, 0) AS r_60d,
+        1 + coalesce(sum(c_90d) OVER later, 0) AS r_90d,
+        1 + coalesce(sum(c_180d) OVER later, 0) AS r_180d,
+        1 + coalesce(sum(c_360d) OVER later, 0) AS r_360d,
+        1 + coalesce(sum(c_lifetime) OVER later, 0) AS r_lifetime
+    FROM recency_histogram
+    WINDOW later AS (ORDER BY recency DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+), recency_rank_360plus AS (
+    SELECT recency, 1 + coalesce(sum(c) OVER (ORDER BY recency DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS r_360plus
+    FROM (SELECT recency_360plus AS recency, count(*) AS c FROM int_windows WHERE orders_360plus > 0 GROUP BY 1)
 ), ranked AS (
     SELECT
         w.*,
-        rank() OVER (PARTITION BY orders_30d > 0 ORDER BY recency_lifetime DESC) AS r_30d,
+        rr.r_30d, rr.r_60d, rr.r_90d, rr.r_180d, rr.r_360d, rp.r_360plus, rr.r_lifetime,
         rank() OVER (PARTITION BY orders_30d > 0 ORDER BY cents_30d) AS m_30d,
-        rank() OVER (PARTITION BY orders_60d > 0 ORDER BY recency_lifetime DESC) AS r_60d,
         rank() OVER (PARTITION BY orders_60d > 0 ORDER BY cents_60d) AS m_60d,
-        rank() OVER (PARTITION BY orders_90d > 0 ORDER BY recency_lifetime DESC) AS r_90d,
         rank() OVER (PARTITION BY orders_90d > 0 ORDER BY cents_90d) AS m_90d,
-        rank() OVER (PARTITION BY orders_180d > 0 ORDER BY recency_lifetime DESC) AS r_180d,
         rank() OVER (PARTITION BY orders_180d > 0 ORDER BY cents_180d) AS m_180d,
-        rank() OVER (PARTITION BY orders_360d > 0 ORDER BY recency_lifetime DESC) AS r_360d,
         rank() OVER (PARTITION BY orders_360d > 0 ORDER BY cents_360d) AS m_360d,
-        rank() OVER (PARTITION BY orders_360plus > 0 ORDER BY recency_360plus DESC) AS r_360plus,
         rank() OVER (PARTITION BY orders_360plus > 0 ORDER BY cents_360plus) AS m_360plus,
-        rank() OVER (ORDER BY recency_lifetime DESC) AS r_lifetime,
         rank() OVER (ORDER BY cents_lifetime) AS m_lifetime
     FROM int_windows w
+    JOIN recency_rank rr ON rr.recency = w.recency_lifetime
+    LEFT JOIN recency_rank_360plus rp ON rp.recency = w.recency_360plus AND w.orders_360plus > 0
 ), scored AS (
     SELECT
         ckey,

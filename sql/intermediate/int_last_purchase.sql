@@ -1,21 +1,22 @@
 -- The last purchase of each buyer (seq = 1: latest creationDate, ties by greatest orderId): the
--- distinct brands and categories of its items in item order, and its coupon.
+-- distinct brands and categories of its items in item order, and its coupon. Lists are packed
+-- (item position, name code) integers sorted by list_sort, as in int_customer_lists.sql.
 CREATE OR REPLACE TEMP TABLE int_last_purchase AS
 WITH brands AS (
-    SELECT ckey, list(brand_nid ORDER BY k) AS brands
+    SELECT ckey, list_sort(list(k * 16777216 + enum_code(brand_nid))) AS brands
     FROM (SELECT ckey, brand_nid, min(item_index) AS k FROM int_items
           WHERE seq = 1 AND brand_nid IS NOT NULL GROUP BY ALL)
     GROUP BY ckey
 ), categories AS (
-    SELECT ckey, list(category_nid ORDER BY k) AS categories
+    SELECT ckey, list_sort(list(k * 16777216 + enum_code(category_nid))) AS categories
     FROM (SELECT ckey, category_nid, min(item_index) AS k FROM int_items
           WHERE seq = 1 AND category_nid IS NOT NULL GROUP BY ALL)
     GROUP BY ckey
 )
 SELECT
     p.ckey,
-    coalesce(b.brands::VARCHAR[], []::VARCHAR[]) AS last_purchase_brands,
-    coalesce(c.categories::VARCHAR[], []::VARCHAR[]) AS last_purchase_categories,
+    coalesce(profile_names(b.brands), []::VARCHAR[]) AS last_purchase_brands,
+    coalesce(profile_names(c.categories), []::VARCHAR[]) AS last_purchase_categories,
     CASE WHEN p.coupon IS NULL THEN []::VARCHAR[] ELSE [p.coupon] END AS last_purchase_promo_codes
 FROM int_purchases p
 LEFT JOIN brands b ON b.ckey = p.ckey

@@ -39,7 +39,7 @@ SQL_STEPS = (
 )
 # Big scratch tables no later step reads: dropped as soon as possible to relieve memory (less spilling).
 DROP_AFTER = {
-    "intermediate/int_customer_lists.sql": ("stg_order_items", "int_list_values"),
+    "intermediate/int_customer_lists.sql": ("stg_order_items",),
     "intermediate/int_last_purchase.sql": ("int_items",),
 }
 TEMP_TABLES = (
@@ -50,7 +50,6 @@ TEMP_TABLES = (
     "int_purchases",
     "int_windows",
     "int_items",
-    "int_list_values",
     "int_lists",
     "int_last_purchase",
     "int_rfm",
@@ -235,6 +234,8 @@ def _write_results(
 def drop_intermediates(conn: duckdb.DuckDBPyConnection) -> None:
     for t in TEMP_TABLES:
         conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+    for macro in ("profile_names", "first_occurrences", "prefix_length"):
+        conn.execute(f"DROP MACRO IF EXISTS temp.{macro}")
     conn.execute("DROP TYPE IF EXISTS temp.profile_name")
 
 
