@@ -20,8 +20,8 @@ test: install lint check-defs
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check vtex_pipeline vtex_pipeline_tests
-	$(BIN)/ruff format --check vtex_pipeline vtex_pipeline_tests
+	$(BIN)/ruff check vtex_pipeline vtex_pipeline_tests benchmarks chaos
+	$(BIN)/ruff format --check vtex_pipeline vtex_pipeline_tests benchmarks chaos
 
 check-defs: install
 	VTEX_PIPELINE_START_DATE=2025-01-01 ICOMM_PROFILE_KEY=check $(BIN)/dagster definitions validate -m vtex_pipeline.definitions

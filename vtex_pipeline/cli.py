@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,7 +28,10 @@ DEMO_ICOMM_PROFILE = "demo-profile"
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # Validation errors span several lines; one line is what a log search or a cron mail shows best.
+    parts = [p.strip() for p in message.splitlines() if p.strip() and "errors.pydantic.dev" not in p]
+    message = ": ".join(parts)
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, greppable
     sys.exit(2)
 
 
@@ -200,6 +204,87 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
     return failures
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _preflight(cfg: IntegrationConfig) -> str | None:
+    """Why `run` cannot start, found before anything is written (no DuckDB file, no Dagster run):
+    a locked or unwritable DuckDB file, VTEX unreachable or refusing the key, an unknown sales channel,
+    an icomm key or profile icomm refuses. None when the run can start."""
+    import duckdb
+
+    from vtex_pipeline.vtex.errors import VtexAuthError, VtexError, VtexRequestFailed
+    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+
+    path = Path(cfg.duckdb_path)
+    if path.exists():
+        try:
+            duckdb.connect(str(path)).close()
+        except duckdb.Error as exc:
+            return f"cannot open DuckDB file {path}: {_first_line(exc)}"
+        if not os.access(path, os.W_OK):
+            return f"DuckDB file {path} is not writable"
+    else:
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        try:  # a real probe: os.access says yes to root even where nothing can be created (/proc)
+            if not parent.is_dir():
+                raise NotADirectoryError(str(parent))
+            tempfile.TemporaryFile(dir=parent).close()
+        except OSError:
+            return f"cannot create DuckDB file {path}: {parent} is not a writable directory"
+    settings = VtexSettings(
+        account=cfg.account or "simulated",
+        environment=cfg.environment,
+        app_key=os.environ.get(cfg.app_key_env, ""),
+        app_token=os.environ.get(cfg.app_token_env, ""),
+        base_url=cfg.base_url,
+        requests_per_second=cfg.requests_per_second,
+        concurrency=1,
+        max_attempts=2,
+        timeout=min(cfg.request_timeout, 30.0),
+    )
+    quiet = logging.getLogger("vtex_pipeline")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # retry warnings would bury the one line that says what is wrong
+    try:
+        with VtexClient(settings) as client:
+            channels = client.get_json("/api/catalog_system/pvt/saleschannel/list", call="preflight")
+    except VtexAuthError:
+        return (
+            f"VTEX account {cfg.account or cfg.vtex_base_url} rejected the app key or token (401): "
+            f"check {cfg.app_key_env} / {cfg.app_token_env}"
+        )
+    except VtexRequestFailed as exc:
+        why = f"HTTP {exc.last_status}" if exc.last_status else (exc.last_error or "").split(":")[0]
+        return f"cannot reach VTEX at {cfg.vtex_base_url} (wrong VTEX_ACCOUNT?): {why}"
+    except VtexError as exc:
+        return f"VTEX at {cfg.vtex_base_url} refused the check: {_first_line(exc)}"
+    finally:
+        quiet.setLevel(level)
+    if cfg.sales_channels:
+        known = {str(c.get("Id")) for c in channels or [] if isinstance(c, dict)}
+        unknown = [c for c in cfg.sales_channels if c not in known]
+        if unknown:
+            return (
+                f"unknown sales channel id(s) in VTEX_SALES_CHANNELS: {', '.join(unknown)} "
+                f"(the account has {', '.join(sorted(known)) or 'none'})"
+            )
+    if cfg.icomm is not None:
+        from vtex_pipeline.icomm.client import verify_icomm
+
+        quiet.setLevel(logging.ERROR)
+        try:
+            ok, message = verify_icomm(cfg.icomm, os.environ.get(cfg.icomm.api_key_env))
+        finally:
+            quiet.setLevel(level)
+        if not ok:
+            return message
+    return None
+
+
 @main.command()
 @click.option(
     "--as-of",
@@ -221,7 +306,21 @@ def run(as_of: datetime) -> None:
         for var in needed:
             if not os.environ.get(var):
                 _fail(f"{cfg.name}: {var} is not set")
-    failures = run_pass(integrations, as_of.date())
+    # An integration that cannot start is reported in one line and skipped, before anything of it is
+    # written; the others still run.
+    ready, failures = [], 0
+    for cfg in integrations:
+        problem = _preflight(cfg)
+        if problem:
+            failures += 1
+            err_console.print(
+                f"[bold red]error:[/] {cfg.name}: failed before writing anything: {problem}", soft_wrap=True
+            )
+        else:
+            ready.append(cfg)
+    if not ready:
+        sys.exit(2)
+    failures += run_pass(ready, as_of.date())
     sys.exit(1 if failures else 0)
 
 

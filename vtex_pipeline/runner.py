@@ -4,6 +4,8 @@ as a single run over every 4-hour window from the last sync's watermark to the e
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -49,11 +51,51 @@ def partition_range_for(cfg: IntegrationConfig, as_of: date, now: datetime) -> t
     return first, last
 
 
+PID_TAG = "vtex_pipeline/pid"
+HOST_TAG = "vtex_pipeline/host"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs this command started on this host whose process is gone (SIGKILL, OOM,
+    reboot), and free their `duckdb` pool slot: without a daemon's run monitoring nothing else does, and
+    every later run would wait for that slot forever."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={HOST_TAG: socket.gethostname()},
+        )
+    )
+    released = []
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or int(pid) == os.getpid() or not _process_gone(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone: killed or crashed")
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        log.warning(
+            "run %s (%s) died with its process (pid %s): marked failed", run.run_id, run.job_name, pid
+        )
+        released.append(run.run_id)
+    return released
+
+
 def _execute(
     job: dg.JobDefinition, instance: dg.DagsterInstance, log_level: str, **kw
 ) -> dg.ExecuteInProcessResult:
     # Progress and warnings on the console; Dagster's per-event DEBUG lines stay in the run's event log.
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    kw["tags"] = {**(kw.get("tags") or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, **kw)
 
 
@@ -91,6 +133,7 @@ def run_integration(
     from vtex_pipeline.definitions import build_definitions  # builds every asset: only when running
 
     now = now or datetime.now(UTC)
+    release_dead_runs(instance)
     defs = build_definitions([cfg])
     rng = partition_range_for(cfg, as_of, now)
     outcome = RunOutcome(cfg.name, True, rng)
