@@ -61,22 +61,7 @@ class FaultSpec:
     @classmethod
     def parse(cls, spec: str | None) -> FaultSpec:
         """Parse ``name=value,...``; an empty spec means no faults. Unknown names raise ValueError."""
-        kw: dict[str, float | int] = {}
-        for part in (spec or "").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name, sep, value = part.partition("=")
-            name = name.strip()
-            if not sep:
-                raise ValueError(f"fault spec item {part!r} is not name=value")
-            if name in _FLOAT_FIELDS:
-                kw[name] = float(value)
-            elif name in _INT_FIELDS:
-                kw[name] = int(value)
-            else:
-                raise ValueError(f"unknown fault {name!r}; known: {sorted(_FLOAT_FIELDS | _INT_FIELDS)}")
-        return cls(**kw)  # type: ignore[arg-type]
+        return cls(**parse_spec(spec, _FLOAT_FIELDS, _INT_FIELDS, "fault"))  # type: ignore[arg-type]
 
     def to_spec(self) -> str:
         default = FaultSpec()
@@ -125,3 +110,25 @@ class FaultSpec:
             elif self.malformed and r() < self.malformed:
                 d.malformed = True
             return d
+
+
+def parse_spec(
+    spec: str | None, floats: set[str] | frozenset[str], ints: set[str] | frozenset[str], what: str
+) -> dict:
+    """``name=value,...`` into keyword arguments, typed by the two name sets; shared by both simulators."""
+    kw: dict[str, float | int] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"fault spec item {part!r} is not name=value")
+        if name in floats:
+            kw[name] = float(value)
+        elif name in ints:
+            kw[name] = int(value)
+        else:
+            raise ValueError(f"unknown {what} {name!r}; known: {sorted(set(floats) | set(ints))}")
+    return kw

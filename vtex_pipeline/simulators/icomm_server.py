@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vtex_pipeline.simulators.faults import parse_spec
+
 DEFAULT_SIM_API_KEY = "icomm-sim-KEY-0001"
 DEFAULT_SIM_PROFILE = "sim-profile"
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -78,22 +80,7 @@ class IcommFaults:
 
     @classmethod
     def parse(cls, spec: str | None) -> IcommFaults:
-        kw: dict[str, Any] = {}
-        for part in (spec or "").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name, sep, value = part.partition("=")
-            name = name.strip()
-            if not sep:
-                raise ValueError(f"fault spec item {part!r} is not name=value")
-            if name in _FLOATS:
-                kw[name] = float(value)
-            elif name in _INTS:
-                kw[name] = int(value)
-            else:
-                raise ValueError(f"unknown icomm fault {name!r}; known: {sorted(_FLOATS | _INTS)}")
-        return cls(**kw)
+        return cls(**parse_spec(spec, _FLOATS, _INTS, "icomm fault"))
 
     def to_spec(self) -> str:
         default = IcommFaults()
