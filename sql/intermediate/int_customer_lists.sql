@@ -1,7 +1,7 @@
 -- Product, category and coupon lists per customer.
 --
--- Speed: names are dictionary-encoded first (the TEMP ENUM type profile_name: a few thousand distinct
--- names), so the heavy grouping and sorting work on small integers; the mart turns the lists back into
+-- Speed: names arrive dictionary-encoded (the TEMP ENUM type profile_name of staging_order_items.sql),
+-- so the heavy grouping and sorting work on small integers; the mart turns the lists back into
 -- VARCHAR[] with profile_names() (an array lookup per value).
 -- Each value keeps only its most recent occurrence, k = seq * 10^6 + item position (seq = 1 is the
 -- last purchase; one coupon per purchase, so k = seq * 10^6 for coupons).
@@ -21,33 +21,21 @@
 --   3. those are repacked as k << 24 | name code and sorted again: list order = recency order.
 -- profile_names() unpacks the names (an array lookup into the ENUM dictionary). Bounds: fewer than
 -- 2^23 distinct names, k below 2^39 (about 500,000 purchases per customer).
-CREATE OR REPLACE TEMP TYPE profile_name AS ENUM (
-    SELECT name FROM (
-        SELECT product_name AS name FROM stg_order_items WHERE product_name IS NOT NULL
-        UNION
-        SELECT category_name FROM stg_order_items WHERE category_name IS NOT NULL
-        UNION
-        SELECT brand_name FROM stg_order_items WHERE brand_name IS NOT NULL
-        UNION
-        SELECT coupon FROM stg_purchases WHERE coupon IS NOT NULL
-    )
-    ORDER BY name
-);
-
 CREATE OR REPLACE TEMP TABLE int_items AS
 SELECT
     p.ckey,
     p.days_ago,
     p.seq,
     i.item_index,
-    i.product_name::profile_name AS product_nid,
-    i.category_name::profile_name AS category_nid,
-    i.brand_name::profile_name AS brand_nid
+    i.product_name AS product_nid,
+    i.category_name AS category_nid,
+    i.brand_name AS brand_nid
 FROM int_purchases p
 JOIN stg_order_items i ON i.okey = p.okey;
 
+-- list_select gathers from the dictionary by position: no per-element lambda evaluation of a lookup
 CREATE OR REPLACE TEMP MACRO profile_names(codes) AS
-    list_transform(codes, lambda c: enum_range(NULL::profile_name)[c % 16777216 + 1]::VARCHAR);
+    list_select(enum_range(NULL::profile_name), list_transform(codes, lambda c: c % 16777216 + 1));
 
 -- step 2-3 on a list already sorted by list_sort (`s` is referenced by position inside the lambda)
 CREATE OR REPLACE TEMP MACRO first_occurrences(s) AS

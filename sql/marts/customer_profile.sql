@@ -1,9 +1,23 @@
 -- customer_profile as of D, one row per customer created on or before D: exactly the columns of
--- profile-attributes.md plus customer_id and as_of. Written by compute_profile into customer_profile
--- (latest date) and customer_profile_history (per date). Group and segment names come from the
--- editable seed table seed_rfm_segments (keyed by lifetime F and R; the prospects row has both empty).
--- Lists hold packed (key, name code) integers (see int_customer_lists.sql); profile_names() unpacks them.
-CREATE OR REPLACE TEMP TABLE mart_customer_profile AS
+-- profile-attributes.md plus customer_id and as_of. Only the SELECT: compute_profile materializes it
+-- once, straight into customer_profile when D is the newest date (no scratch copy of a 1M-row table)
+-- or into the scratch table profile_result otherwise, then copies the history columns from there.
+-- Group and segment names come from the editable seed table seed_rfm_segments (keyed by lifetime F
+-- and R; the prospects row has both empty).
+-- Lists hold packed (key, name code) integers (see int_customer_lists.sql): profile_names() unpacks
+-- each 360-day list once, and the 30..180-day lists are slices of it.
+WITH names AS (
+    SELECT
+        ckey,
+        profile_names(products_360d) AS products_360d,
+        profile_names(products_360plus) AS products_360plus,
+        profile_names(categories_360d) AS categories_360d,
+        profile_names(categories_360plus) AS categories_360plus,
+        profile_names(coupons_360d) AS coupons_360d,
+        profile_names(coupons_360plus) AS coupons_360plus,
+        COLUMNS('^n_')
+    FROM int_lists
+)
 SELECT
     c.customer_id,
     $as_of::DATE AS as_of,
@@ -40,24 +54,24 @@ SELECT
     CASE WHEN w.orders_180d > 0 THEN cents_to_amount(div_half_even(w.cents_180d, w.orders_180d)) END AS avg_amount_180d,
     CASE WHEN w.orders_360d > 0 THEN cents_to_amount(div_half_even(w.cents_360d, w.orders_360d)) END AS avg_amount_360d,
     CASE WHEN w.orders_360plus > 0 THEN cents_to_amount(div_half_even(w.cents_360plus, w.orders_360plus)) END AS avg_amount_360plus,
-    coalesce(profile_names(l.products_360d[1:l.n_products_30d]), []::VARCHAR[]) AS products_30d,
-    coalesce(profile_names(l.products_360d[1:l.n_products_60d]), []::VARCHAR[]) AS products_60d,
-    coalesce(profile_names(l.products_360d[1:l.n_products_90d]), []::VARCHAR[]) AS products_90d,
-    coalesce(profile_names(l.products_360d[1:l.n_products_180d]), []::VARCHAR[]) AS products_180d,
-    coalesce(profile_names(l.products_360d), []::VARCHAR[]) AS products_360d,
-    coalesce(profile_names(l.products_360plus), []::VARCHAR[]) AS products_360plus,
-    coalesce(profile_names(l.categories_360d[1:l.n_categories_30d]), []::VARCHAR[]) AS categories_30d,
-    coalesce(profile_names(l.categories_360d[1:l.n_categories_60d]), []::VARCHAR[]) AS categories_60d,
-    coalesce(profile_names(l.categories_360d[1:l.n_categories_90d]), []::VARCHAR[]) AS categories_90d,
-    coalesce(profile_names(l.categories_360d[1:l.n_categories_180d]), []::VARCHAR[]) AS categories_180d,
-    coalesce(profile_names(l.categories_360d), []::VARCHAR[]) AS categories_360d,
-    coalesce(profile_names(l.categories_360plus), []::VARCHAR[]) AS categories_360plus,
-    coalesce(profile_names(l.coupons_360d[1:l.n_coupons_30d]), []::VARCHAR[]) AS coupons_30d,
-    coalesce(profile_names(l.coupons_360d[1:l.n_coupons_60d]), []::VARCHAR[]) AS coupons_60d,
-    coalesce(profile_names(l.coupons_360d[1:l.n_coupons_90d]), []::VARCHAR[]) AS coupons_90d,
-    coalesce(profile_names(l.coupons_360d[1:l.n_coupons_180d]), []::VARCHAR[]) AS coupons_180d,
-    coalesce(profile_names(l.coupons_360d), []::VARCHAR[]) AS coupons_360d,
-    coalesce(profile_names(l.coupons_360plus), []::VARCHAR[]) AS coupons_360plus,
+    coalesce(l.products_360d[1:l.n_products_30d], []::VARCHAR[]) AS products_30d,
+    coalesce(l.products_360d[1:l.n_products_60d], []::VARCHAR[]) AS products_60d,
+    coalesce(l.products_360d[1:l.n_products_90d], []::VARCHAR[]) AS products_90d,
+    coalesce(l.products_360d[1:l.n_products_180d], []::VARCHAR[]) AS products_180d,
+    coalesce(l.products_360d, []::VARCHAR[]) AS products_360d,
+    coalesce(l.products_360plus, []::VARCHAR[]) AS products_360plus,
+    coalesce(l.categories_360d[1:l.n_categories_30d], []::VARCHAR[]) AS categories_30d,
+    coalesce(l.categories_360d[1:l.n_categories_60d], []::VARCHAR[]) AS categories_60d,
+    coalesce(l.categories_360d[1:l.n_categories_90d], []::VARCHAR[]) AS categories_90d,
+    coalesce(l.categories_360d[1:l.n_categories_180d], []::VARCHAR[]) AS categories_180d,
+    coalesce(l.categories_360d, []::VARCHAR[]) AS categories_360d,
+    coalesce(l.categories_360plus, []::VARCHAR[]) AS categories_360plus,
+    coalesce(l.coupons_360d[1:l.n_coupons_30d], []::VARCHAR[]) AS coupons_30d,
+    coalesce(l.coupons_360d[1:l.n_coupons_60d], []::VARCHAR[]) AS coupons_60d,
+    coalesce(l.coupons_360d[1:l.n_coupons_90d], []::VARCHAR[]) AS coupons_90d,
+    coalesce(l.coupons_360d[1:l.n_coupons_180d], []::VARCHAR[]) AS coupons_180d,
+    coalesce(l.coupons_360d, []::VARCHAR[]) AS coupons_360d,
+    coalesce(l.coupons_360plus, []::VARCHAR[]) AS coupons_360plus,
     r.rfm_30d,
     r.rfm_60d,
     r.rfm_90d,
@@ -68,7 +82,7 @@ SELECT
     s.rfm_segment
 FROM stg_customers c
 LEFT JOIN int_windows w ON w.ckey = c.ckey
-LEFT JOIN int_lists l ON l.ckey = c.ckey
+LEFT JOIN names l ON l.ckey = c.ckey
 LEFT JOIN int_last_purchase lp ON lp.ckey = c.ckey
 LEFT JOIN int_rfm r ON r.ckey = c.ckey
 LEFT JOIN seed_rfm_segments s

@@ -1,19 +1,40 @@
 -- Items of the purchases with their display names, resolved through the catalog with the spec's
--- fallbacks. Catalog lookups are tiny (products, categories, brands), so they are built once and
--- joined as small hash tables; the fallbacks only read the item's own columns.
+-- fallbacks:
 --   product  = catalog product name               -> else the order item name
 --   category = the product's own category (tree)  -> else the last id of additionalInfo.categoriesIds
 --              resolved through the tree          -> else the first (deepest) additionalInfo.categories name
 --   brand    = catalog brand of the product       -> else the catalog brand of the item's brandId
 --              -> else additionalInfo.brandName
+--
+-- Names are dictionary-encoded: profile_name is a TEMP ENUM of every name a list can hold (a few
+-- thousand), so the 12M item rows carry small integer codes, and the grouping and sorting downstream
+-- work on integers. The dictionary is built from the catalog and from the DISTINCT raw item names
+-- (DISTINCT first: the columns are dictionary-compressed, trimming 13M strings is what costs). Names
+-- are looked up in the small catalog tables once; an item only pays a string lookup on a fallback.
+DROP TABLE IF EXISTS temp.stg_order_items;   -- its column types depend on the previous dictionary
+
+CREATE OR REPLACE TEMP TYPE profile_name AS ENUM (
+    SELECT DISTINCT name FROM (
+        SELECT nullif(trim(name), '') AS name FROM raw_products WHERE found
+        UNION ALL SELECT nullif(trim(name), '') FROM raw_categories
+        UNION ALL SELECT nullif(trim(name), '') FROM raw_brands
+        UNION ALL SELECT nullif(trim(n), '') FROM (SELECT DISTINCT name AS n FROM raw_order_items)
+        UNION ALL SELECT nullif(trim(n), '') FROM (SELECT DISTINCT category_names[1] AS n FROM raw_order_items)
+        UNION ALL SELECT nullif(trim(n), '') FROM (SELECT DISTINCT brand_name AS n FROM raw_order_items)
+        UNION ALL SELECT DISTINCT coupon FROM stg_purchases
+    )
+    WHERE name IS NOT NULL
+    ORDER BY name
+);
+
 CREATE OR REPLACE TEMP TABLE stg_order_items AS
 WITH categories AS (
-    SELECT category_id, nullif(trim(name), '') AS name FROM raw_categories
+    SELECT category_id, nullif(trim(name), '')::profile_name AS name FROM raw_categories
 ), brands AS (
-    SELECT brand_id, nullif(trim(name), '') AS name FROM raw_brands
+    SELECT brand_id, nullif(trim(name), '')::profile_name AS name FROM raw_brands
 ), products AS (
     SELECT p.product_id,
-           nullif(trim(p.name), '') AS product_name,
+           nullif(trim(p.name), '')::profile_name AS product_name,
            c.name AS category_name,
            b.name AS brand_name
     FROM raw_products p
@@ -21,20 +42,21 @@ WITH categories AS (
     LEFT JOIN brands b ON b.brand_id = p.brand_id
     WHERE p.found
 ), path_categories AS (   -- one row per distinct categoriesIds path such as '/1/10/100/'
-    SELECT path, c.name
+    SELECT ids.path, c.name
     FROM (
-        SELECT DISTINCT categories_ids AS path,
-               list_last(list_filter(string_split(categories_ids, '/'), lambda x: trim(x) <> '')) AS last_id
-        FROM raw_order_items WHERE categories_ids IS NOT NULL
+        SELECT path,
+               list_last(list_filter(string_split(path, '/'), lambda x: trim(x) <> '')) AS last_id
+        FROM (SELECT DISTINCT categories_ids AS path FROM raw_order_items WHERE categories_ids IS NOT NULL)
     ) ids
     JOIN categories c ON c.category_id = trim(ids.last_id)
 )
 SELECT
     o.okey,
     i.item_index,
-    coalesce(p.product_name, nullif(trim(i.name), '')) AS product_name,
-    coalesce(p.category_name, pc.name, nullif(trim(i.category_names[1]), '')) AS category_name,
-    coalesce(p.brand_name, b.name, nullif(trim(i.brand_name), '')) AS brand_name
+    -- COALESCE evaluates an argument only for the rows still NULL: the casts run on fallbacks only
+    coalesce(p.product_name, nullif(trim(i.name), '')::profile_name) AS product_name,
+    coalesce(p.category_name, pc.name, nullif(trim(i.category_names[1]), '')::profile_name) AS category_name,
+    coalesce(p.brand_name, b.name, nullif(trim(i.brand_name), '')::profile_name) AS brand_name
 FROM raw_order_items i
 JOIN stg_purchases o ON o.order_id = i.order_id
 LEFT JOIN products p ON p.product_id = i.product_id

@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.profile.compute import compute_profile, drop_intermediates, run_sql_file, sql_parameters
+from vtex_pipeline.profile.compute import (
+    RESULT_TABLE,
+    compute_profile,
+    drop_intermediates,
+    run_sql_file,
+    sql_parameters,
+)
 from vtex_pipeline.profile.settings import ProfileSettings
 
 STAGING_STEPS = (
@@ -110,7 +116,7 @@ def _previous_profile(
     compute_profile(conn, cfg, settings, previous, write=False, keep_intermediates=True)
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE dash_previous_profile AS "
-        "SELECT customer_id, rfm_group, rfm_segment FROM mart_customer_profile"
+        f"SELECT customer_id, rfm_group, rfm_segment FROM temp.{RESULT_TABLE}"
     )
     drop_intermediates(conn)
     return previous, "recomputed"
@@ -168,6 +174,7 @@ def compute_kpis(
             conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
         for t in ("stg_customers", "stg_purchases", "stg_order_customer", "stg_order_items"):
             conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+        conn.execute("DROP TYPE IF EXISTS temp.profile_name")
         for t in stand_ins:
             conn.execute(f"DROP VIEW IF EXISTS temp.{t}")
     return {

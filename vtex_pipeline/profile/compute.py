@@ -35,13 +35,16 @@ SQL_STEPS = (
     "intermediate/int_customer_lists.sql",
     "intermediate/int_last_purchase.sql",
     "intermediate/int_customer_rfm.sql",
-    "marts/customer_profile.sql",
 )
+# The mart is one SELECT; compute_profile chooses where it is materialized.
+MART_SQL = "marts/customer_profile.sql"
 # Big scratch tables no later step reads: dropped as soon as possible to relieve memory (less spilling).
 DROP_AFTER = {
     "intermediate/int_customer_lists.sql": ("stg_order_items",),
     "intermediate/int_last_purchase.sql": ("int_items",),
 }
+# Where the profile is materialized when it does not go to customer_profile (an older date, write=False).
+RESULT_TABLE = "profile_result"
 TEMP_TABLES = (
     "stg_customers",
     "stg_purchases",
@@ -53,7 +56,7 @@ TEMP_TABLES = (
     "int_lists",
     "int_last_purchase",
     "int_rfm",
-    "mart_customer_profile",
+    RESULT_TABLE,
 )
 WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
 WINDOW_ATTRIBUTES = ("orders", "amount", "avg_amount", "products", "categories", "coupons", "rfm")
@@ -117,14 +120,28 @@ def sql_parameters(cfg: IntegrationConfig, settings: ProfileSettings, as_of: dat
     }
 
 
+def _named(relative: str, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters a statement names (DuckDB rejects extras), or a clear error for a missing one."""
+    names = set(_PARAM.findall(query))
+    missing = names - params.keys()
+    if missing:
+        raise KeyError(f"{relative}: no value for parameter(s) {sorted(missing)}")
+    return {k: params[k] for k in names} if names else None
+
+
 def run_sql_file(conn: duckdb.DuckDBPyConnection, relative: str, params: dict[str, Any]) -> None:
-    """Run each statement of `sql/<relative>` with the parameters it names (DuckDB rejects extras)."""
+    """Run each statement of `sql/<relative>` with the parameters it names."""
     for stmt in duckdb.extract_statements(read_sql(relative)):
-        names = set(_PARAM.findall(stmt.query))
-        missing = names - params.keys()
-        if missing:
-            raise KeyError(f"{relative}: no value for parameter(s) {sorted(missing)}")
-        conn.execute(stmt, {k: params[k] for k in names} if names else None)
+        conn.execute(stmt, _named(relative, stmt.query, params))
+
+
+def materialize_mart(
+    conn: duckdb.DuckDBPyConnection, target: str, params: dict[str, Any], *, temp: bool = False
+) -> None:
+    """CREATE OR REPLACE `target` AS the mart's SELECT (sql/marts/customer_profile.sql)."""
+    (stmt,) = duckdb.extract_statements(read_sql(MART_SQL))
+    kind = "TEMP TABLE" if temp else "TABLE"
+    conn.execute(f"CREATE OR REPLACE {kind} {target} AS {stmt.query}", _named(MART_SQL, stmt.query, params))
 
 
 def load_rfm_segments(conn: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> int:
@@ -169,15 +186,26 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str
     ).fetchall()
 
 
+def _result_counts(conn: duckdb.DuckDBPyConnection, source: str, stats: dict[str, Any]) -> None:
+    """Customers, buyers and the segment distribution, read from the materialized profile."""
+    customers, buyers = conn.execute(f"SELECT count(*), count(first_purchase_date) FROM {source}").fetchone()
+    segments = conn.execute(
+        f"SELECT coalesce(rfm_segment, '(none)'), count(*) FROM {source} GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    stats["customers"], stats["buyers"] = int(customers), int(buyers)
+    stats["segments"] = {k: int(v) for k, v in segments}
+
+
 def _write_results(
-    conn: duckdb.DuckDBPyConnection, as_of: date, settings: ProfileSettings, stats: dict[str, Any]
+    conn: duckdb.DuckDBPyConnection,
+    as_of: date,
+    settings: ProfileSettings,
+    stats: dict[str, Any],
+    params: dict[str, Any],
 ) -> bool:
-    """History for D (delete then insert), the latest profile when D is the newest date, the run log.
+    """Materialize the mart view once: straight into `customer_profile` when D is the newest date (else
+    into the scratch `profile_result`), then history for D (delete then insert) and the run log.
     One transaction: readers see the old or the new profile, never a half-written one."""
-    mart = (
-        _columns(conn, "mart_customer_profile")
-        or conn.execute("SELECT column_name, data_type FROM (DESCRIBE mart_customer_profile)").fetchall()
-    )
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(
@@ -189,20 +217,23 @@ def _write_results(
         )
         latest = conn.execute("SELECT max(as_of) FROM customer_profile_runs").fetchone()[0]
         existing = _columns(conn, "customer_profile")
-        write_latest = latest is None or as_of >= latest or not existing or existing != mart
+        write_latest = latest is None or as_of >= latest or [c for c, _ in existing] != list(PROFILE_COLUMNS)
         if write_latest:
-            conn.execute("CREATE OR REPLACE TABLE customer_profile AS SELECT * FROM mart_customer_profile")
+            materialize_mart(conn, "customer_profile", params)
+            source = "customer_profile"
+        else:
+            materialize_mart(conn, RESULT_TABLE, params, temp=True)
+            source = f"temp.{RESULT_TABLE}"
+        _result_counts(conn, source, stats)
         if settings.history_days > 0:
             cols = ", ".join(HISTORY_COLUMNS)
-            wanted = [c for c in mart if c[0] in HISTORY_COLUMNS]
+            wanted = [c for c in _columns(conn, source.split(".")[-1]) if c[0] in HISTORY_COLUMNS]
             if sorted(_columns(conn, "customer_profile_history")) != sorted(wanted):
                 conn.execute(
-                    f"CREATE OR REPLACE TABLE customer_profile_history AS SELECT {cols} FROM mart_customer_profile LIMIT 0"
+                    f"CREATE OR REPLACE TABLE customer_profile_history AS SELECT {cols} FROM {source} LIMIT 0"
                 )
             conn.execute("DELETE FROM customer_profile_history WHERE as_of = ?", [as_of])
-            conn.execute(
-                f"INSERT INTO customer_profile_history ({cols}) SELECT {cols} FROM mart_customer_profile"
-            )
+            conn.execute(f"INSERT INTO customer_profile_history ({cols}) SELECT {cols} FROM {source}")
             newest = max(as_of, latest) if latest else as_of
             conn.execute(
                 "DELETE FROM customer_profile_history WHERE as_of < ?::DATE - ?::INTEGER",
@@ -270,9 +301,6 @@ def compute_profile(
                 conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
         steps[rel] = round(time.perf_counter() - t0, 3)
 
-    customers, buyers = conn.execute(
-        "SELECT count(*), count(first_purchase_date) FROM mart_customer_profile"
-    ).fetchone()
     by_rule = dict(
         conn.execute(
             "SELECT resolved_by, count(*) FROM stg_order_customer WHERE resolved_by IS NOT NULL GROUP BY 1"
@@ -280,30 +308,25 @@ def compute_profile(
     )
     purchases = conn.execute("SELECT count(*) FROM stg_purchases").fetchone()[0]
     resolved = sum(by_rule.values())
-    segments = dict(
-        conn.execute(
-            "SELECT coalesce(rfm_segment, '(none)'), count(*) FROM mart_customer_profile GROUP BY 1 ORDER BY 2 DESC, 1"
-        ).fetchall()
-    )
     stats: dict[str, Any] = {
         "as_of": as_of,
         "parameters": {**params, "settings": settings.model_dump(mode="json")},
-        "customers": int(customers),
-        "buyers": int(buyers),
         "purchases": int(purchases),
         "resolved_purchases": int(resolved),
         "resolution_share": (resolved / purchases) if purchases else 1.0,
         "resolved_by": {k: int(v) for k, v in by_rule.items()},
-        "segments": {k: int(v) for k, v in segments.items()},
         "steps": steps,
     }
     stats["compute_seconds"] = round(time.perf_counter() - started, 3)
     stats["seconds"] = stats["compute_seconds"]
     stats["wrote_latest"] = False
+    t0 = time.perf_counter()
     if write:
-        t0 = time.perf_counter()
-        stats["wrote_latest"] = _write_results(conn, as_of, settings, stats)
-        steps["write"] = round(time.perf_counter() - t0, 3)
+        stats["wrote_latest"] = _write_results(conn, as_of, settings, stats, params)
+    else:
+        materialize_mart(conn, RESULT_TABLE, params, temp=True)
+        _result_counts(conn, f"temp.{RESULT_TABLE}", stats)
+    steps["materialize"] = round(time.perf_counter() - t0, 3)
     if not keep_intermediates:
         drop_intermediates(conn)
     stats["seconds"] = round(time.perf_counter() - started, 3)
