@@ -2,7 +2,7 @@
 -- (lifetime: every buyer up to D); everyone else gets NULL. R ranks recency descending (the most
 -- recent buyers rank last and score best), M ranks monetary ascending, both with SQL rank() semantics
 -- (ties share the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5). R is
--- computed from a histogram of recency days (see recency_rank), M with rank() windows.
+-- computed from a histogram of recency days (see recency_rank), M with one rank() pass (monetary).
 CREATE OR REPLACE TEMP TABLE int_rfm AS
 WITH population AS (
     SELECT
@@ -41,20 +41,41 @@ WITH population AS (
 ), recency_rank_360plus AS (
     SELECT recency, 1 + coalesce(sum(c) OVER (ORDER BY recency DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS r_360plus
     FROM (SELECT recency_360plus AS recency, count(*) AS c FROM int_windows WHERE orders_360plus > 0 GROUP BY 1)
+), monetary AS (
+    -- M: one row per population member and window (only members: a window's outsiders are not
+    -- sorted at all), ranked in one window pass partitioned by window (w: 0 = 30d .. 5 = 360plus,
+    -- 6 = lifetime), then pivoted back to one row per customer
+    SELECT ckey, w, rank() OVER (PARTITION BY w ORDER BY cents) AS m
+    FROM (
+        SELECT ckey, 0 AS w, cents_30d AS cents FROM int_windows WHERE orders_30d > 0
+        UNION ALL SELECT ckey, 1, cents_60d FROM int_windows WHERE orders_60d > 0
+        UNION ALL SELECT ckey, 2, cents_90d FROM int_windows WHERE orders_90d > 0
+        UNION ALL SELECT ckey, 3, cents_180d FROM int_windows WHERE orders_180d > 0
+        UNION ALL SELECT ckey, 4, cents_360d FROM int_windows WHERE orders_360d > 0
+        UNION ALL SELECT ckey, 5, cents_360plus FROM int_windows WHERE orders_360plus > 0
+        UNION ALL SELECT ckey, 6, cents_lifetime FROM int_windows
+    )
+), monetary_rank AS (
+    SELECT
+        ckey,
+        max(m) FILTER (WHERE w = 0) AS m_30d,
+        max(m) FILTER (WHERE w = 1) AS m_60d,
+        max(m) FILTER (WHERE w = 2) AS m_90d,
+        max(m) FILTER (WHERE w = 3) AS m_180d,
+        max(m) FILTER (WHERE w = 4) AS m_360d,
+        max(m) FILTER (WHERE w = 5) AS m_360plus,
+        max(m) FILTER (WHERE w = 6) AS m_lifetime
+    FROM monetary
+    GROUP BY ckey
 ), ranked AS (
     SELECT
         w.*,
         rr.r_30d, rr.r_60d, rr.r_90d, rr.r_180d, rr.r_360d, rp.r_360plus, rr.r_lifetime,
-        rank() OVER (PARTITION BY orders_30d > 0 ORDER BY cents_30d) AS m_30d,
-        rank() OVER (PARTITION BY orders_60d > 0 ORDER BY cents_60d) AS m_60d,
-        rank() OVER (PARTITION BY orders_90d > 0 ORDER BY cents_90d) AS m_90d,
-        rank() OVER (PARTITION BY orders_180d > 0 ORDER BY cents_180d) AS m_180d,
-        rank() OVER (PARTITION BY orders_360d > 0 ORDER BY cents_360d) AS m_360d,
-        rank() OVER (PARTITION BY orders_360plus > 0 ORDER BY cents_360plus) AS m_360plus,
-        rank() OVER (ORDER BY cents_lifetime) AS m_lifetime
+        mr.m_30d, mr.m_60d, mr.m_90d, mr.m_180d, mr.m_360d, mr.m_360plus, mr.m_lifetime
     FROM int_windows w
     JOIN recency_rank rr ON rr.recency = w.recency_lifetime
     LEFT JOIN recency_rank_360plus rp ON rp.recency = w.recency_360plus AND w.orders_360plus > 0
+    JOIN monetary_rank mr ON mr.ckey = w.ckey
 ), scored AS (
     SELECT
         ckey,

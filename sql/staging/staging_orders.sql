@@ -24,8 +24,10 @@ FROM (
         -- marketingData.coupon trimmed and upper-cased; empty means no coupon
         nullif(upper(trim(coupon, E' \t\r\n')), '') AS coupon,
         nullif(trim(user_profile_id), '') AS user_profile_id,
-        -- an alias e-mail (…ct.vtex.com.br) never identifies anyone
-        CASE WHEN NOT suffix(lower(trim(client_email)), 'ct.vtex.com.br')
+        -- an alias e-mail (…ct.vtex.com.br) never identifies anyone; the loader's flag settles most
+        -- rows (most VTEX order e-mails are aliases) before any string work
+        CASE WHEN client_email_is_alias THEN NULL
+             WHEN NOT suffix(lower(trim(client_email)), 'ct.vtex.com.br')
              THEN nullif(lower(trim(client_email)), '') END AS client_email,
         nullif(trim(client_document), '') AS client_document,
         status,
