@@ -1,9 +1,11 @@
 """Export delta: deciding which of the profiles changed since the last successful icomm send.
 
-`plan_export` formats and hashes every profile's exported values and compares them with `icomm_sent`.
-Here a first plan (everyone is new) is recorded as sent, as the export would after icomm confirms,
-then 2% of the profiles are changed and the plan is timed again: that second plan is the daily cost.
-The default mapping exports every column (the `days_since_*` ones included, as the spec's default).
+`plan_export` hashes every profile's exported columns as stored, compares that with `icomm_sent`, and
+formats (and hashes the formatted values of) only the profiles that are new or whose columns changed.
+Here a first plan (everyone is new: every profile formatted) is recorded as sent, as the export would
+after icomm confirms, then 2% of the profiles are changed and the plan is timed again: that second plan
+is the daily cost. The default mapping exports every column (the `days_since_*` ones included, as the
+spec's default).
 
     .venv/bin/python -m benchmarks.export_delta --db big.duckdb
 """

@@ -277,19 +277,46 @@ def _quote_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sql_format_expr(column: str, fmt: Format, *, max_length: int, bool_values: tuple[str, str]) -> str:
-    """A DuckDB expression giving `format_value(column)` as VARCHAR, never NULL."""
+def sql_list_join_expr(column: str) -> str:
+    """A DuckDB expression joining the list `column` with ", ", NULL items skipped (as `join_list`)."""
+    return f"array_to_string(CAST({_quote_ident(column)} AS VARCHAR[]), '{LIST_SEPARATOR}')"
+
+
+def sql_format_expr(
+    column: str, fmt: Format, *, max_length: int, bool_values: tuple[str, str], joined: str | None = None
+) -> str:
+    """A DuckDB expression giving `format_value(column)` as VARCHAR, never NULL.
+
+    For lists, `joined` may name a column already holding `sql_list_join_expr(column)`: the expression uses
+    the joined list several times, and DuckDB does not share repeated work inside a CASE.
+    """
     c = _quote_ident(column)
     if fmt == "list":
-        # keep item i when the joined length of items 1..i fits; NULL items are dropped first
-        # fast path: the whole list fits (array_to_string skips NULL items, as join_list does)
-        whole = f"array_to_string(CAST({c} AS VARCHAR[]), ', ')"
-        items = f"list_filter(CAST({c} AS VARCHAR[]), lambda x: x IS NOT NULL)"
-        cut = (
-            f"array_to_string(list_filter({items}, lambda x, i: "
-            f"list_sum(list_transform({items}[1:i], lambda y: length(y) + 2)) - 2 <= {int(max_length)}), ', ')"
+        # keep items 1..k, k the largest with a joined length (", " between items) within max_length;
+        # NULL items are dropped first (array_to_string skips them too)
+        n = int(max_length)
+        items = f"CAST({c} AS VARCHAR[])"
+        whole = joined or sql_list_join_expr(column)
+        # Almost every list fits whole. Otherwise the first n + 2 characters hold items 1..k, the separator
+        # after item k and a part of item k + 1, so splitting them at ", " gives items 1..k and that part,
+        # as long as none of items 1..k+1 holds a ", " or is NULL: comparing the pieces with the items shows
+        # it. (No lambda there: DuckDB runs a lambda over whole vectors, however few rows need it.)
+        parts = f"string_split(left({whole}, {n + 2}), ', ')"
+        k = f"len({parts}) - 1"
+        # Else item by item: the accumulator is a flag ('0' adding, '1' stopped at the first item that did
+        # not fit) and ", item" for every kept item, so its length is 1 + 2 + the joined length.
+        # At most n // 2 + 1 items fit (an empty item still costs its separator).
+        kept = f"list_filter({items}, lambda x: x IS NOT NULL)[:{n // 2 + 1}]"
+        step = (
+            "lambda acc, x: CASE WHEN starts_with(acc, '1') THEN acc "
+            f"WHEN length(acc) + length(x) <= {n + 1} THEN acc || ', ' || x ELSE '1' || substr(acc, 2) END"
         )
-        expr = f"CASE WHEN length({whole}) <= {int(max_length)} THEN {whole} ELSE {cut} END"
+        expr = (
+            f"CASE WHEN strlen({whole}) <= {n} THEN {whole} "  # bytes within the limit: characters are too
+            f"WHEN length({whole}) <= {n} THEN {whole} "
+            f"WHEN {items}[:{k}] = {parts}[:{k}] THEN array_to_string({parts}[:{k}], ', ') "
+            f"ELSE substr(list_reduce({kept}, {step}, '0'), 4) END"
+        )
     elif fmt == "date":
         expr = (
             f"strftime(coalesce(TRY_CAST({c} AS DATE), "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from vtex_pipeline.icomm.fields import (
     load_mapping,
     mapping_from_dict,
     sql_format_expr,
+    sql_list_join_expr,
 )
 from vtex_pipeline_tests.icomm.profiles import create_profile_table, insert_profiles, profile_row
 
@@ -151,3 +153,22 @@ def test_sql_date_format_accepts_text_columns() -> None:
         f"SELECT {expr} FROM (VALUES ('1988-07-09T00:00:00'), ('1988-07-09'), (''), (NULL), ('junk')) t(d)"
     ).fetchall()
     assert [g[0] for g in got] == ["09/07/1988", "09/07/1988", "", "", ""]
+
+
+def test_sql_list_cut_matches_python_on_random_lists() -> None:
+    rng = random.Random(7)
+    words = ["a", "bb", "x, y", "ção", "«»", "Long product name", "z" * 40, ",", " ", "a,", ", "]
+    lists = [
+        [None if rng.random() < 0.1 else rng.choice(words) for _ in range(rng.randint(0, 30))]
+        for _ in range(400)
+    ]
+    conn = duckdb.connect()
+    conn.execute("CREATE TABLE t (i INTEGER, l VARCHAR[])")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(lists)))
+    for n in (1, 2, 3, 5, 10, 17, 40, 100, 250):
+        plain = sql_format_expr("l", "list", max_length=n, bool_values=("true", "false"))
+        joined = sql_format_expr("l", "list", max_length=n, bool_values=("true", "false"), joined="j")
+        got = conn.execute(
+            f"SELECT {plain}, {joined} FROM (SELECT *, {sql_list_join_expr('l')} AS j FROM t) ORDER BY i"
+        ).fetchall()
+        assert got == [(join_list(items, n), join_list(items, n)) for items in lists], n
