@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,12 +17,13 @@ from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.store import load_fixture
 from vtex_pipeline.simulators.vtex_server import create_app
+from vtex_pipeline_tests.openapi_specs import OPENAPI_DIR, needs_openapi_specs
 
-OAS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "vtex-openapi"
+OAS_DIR = OPENAPI_DIR
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = {"X-VTEX-API-AppKey": "vtexappkey-sim-DEMO", "X-VTEX-API-AppToken": "SIMTOKEN"}
 
-pytestmark = pytest.mark.skipif(not OAS_DIR.is_dir(), reason=f"OpenAPI specs not found at {OAS_DIR}")
+pytestmark = needs_openapi_specs
 
 
 @cache

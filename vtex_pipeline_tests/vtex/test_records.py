@@ -6,7 +6,6 @@ import copy
 import json
 from datetime import UTC, date, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from vtex_pipeline.vtex.records import (
     sales_channel_row,
     sku_row,
 )
+from vtex_pipeline_tests.openapi_specs import OPENAPI_DIR, needs_openapi_specs
 
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "vtex-openapi"
+SPECS = OPENAPI_DIR
 
 
 @cache
@@ -369,6 +369,7 @@ def test_catalog_rows_hand_written() -> None:
 # -- OpenAPI examples ----------------------------------------------------------------------------
 
 
+@needs_openapi_specs
 def test_openapi_order_detail_examples() -> None:
     examples = response_examples("orders-api.json", "/api/oms/pvt/orders/{orderId}")
     for example in examples:
@@ -405,6 +406,7 @@ def test_openapi_order_detail_examples() -> None:
     assert row["coupon"] is None and row["discounts_cents"] == -2000
 
 
+@needs_openapi_specs
 def test_openapi_order_list_examples() -> None:
     for example in response_examples("orders-api.json", "/api/oms/pvt/orders"):
         summaries = [order_summary(item) for item in example["list"]]
@@ -418,6 +420,7 @@ def test_openapi_order_list_examples() -> None:
     }
 
 
+@needs_openapi_specs
 def test_openapi_cl_document_examples() -> None:
     """The spec's CL document examples carry profile fields only; add the system fields search returns."""
     spec = _spec("masterdata-v1.json")
@@ -438,6 +441,7 @@ def test_openapi_cl_document_examples() -> None:
     assert row["document_type"] == "CPF" and row["is_newsletter_opt_in"] is False
 
 
+@needs_openapi_specs
 def test_openapi_md_search_examples_need_created_in() -> None:
     """Search without _fields returns only system fields: no createdIn, so the row is rejected."""
     for example in response_examples("masterdata-v1.json", "/api/dataentities/{acronym}/search"):
@@ -448,6 +452,7 @@ def test_openapi_md_search_examples_need_created_in() -> None:
                 assert customer_row({**doc, "createdIn": "2020-01-01T00:00:00Z"})["customer_id"] == doc["id"]
 
 
+@needs_openapi_specs
 def test_openapi_category_tree_examples() -> None:
     for example in response_examples(
         "catalog-api.json", "/api/catalog_system/pub/category/tree/{categoryLevels}"
@@ -468,6 +473,7 @@ def test_openapi_category_tree_examples() -> None:
     assert len(rows) == 2 + 6 + 3
 
 
+@needs_openapi_specs
 def test_openapi_brand_examples() -> None:
     for example in response_examples("catalog-api.json", "/api/catalog_system/pvt/brand/list"):
         rows = [brand_row(b) for b in example]
@@ -477,6 +483,7 @@ def test_openapi_brand_examples() -> None:
         assert rows[1] == {"brand_id": "2000004", "name": "Calvin Klein", "is_active": True}
 
 
+@needs_openapi_specs
 def test_openapi_product_examples() -> None:
     for example in response_examples("catalog-api.json", "/api/catalog/pvt/product/{productId}"):
         row = product_row(example)
@@ -494,6 +501,7 @@ def test_openapi_product_examples() -> None:
     }
 
 
+@needs_openapi_specs
 def test_openapi_sku_examples() -> None:
     for example in response_examples(
         "catalog-api.json", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}"
@@ -513,6 +521,7 @@ def test_openapi_sku_examples() -> None:
     }
 
 
+@needs_openapi_specs
 def test_openapi_sales_channel_examples() -> None:
     for example in response_examples("catalog-api.json", "/api/catalog_system/pvt/saleschannel/list"):
         rows = [sales_channel_row(s) for s in example]
