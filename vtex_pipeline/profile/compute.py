@@ -135,13 +135,25 @@ def run_sql_file(conn: duckdb.DuckDBPyConnection, relative: str, params: dict[st
         conn.execute(stmt, _named(relative, stmt.query, params))
 
 
+def _mart_select() -> str:
+    (stmt,) = duckdb.extract_statements(read_sql(MART_SQL))
+    return stmt.query.strip().rstrip(";")
+
+
+def mart_columns(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> list[str]:
+    """The mart's column names, from its plan alone (LIMIT 0 computes nothing)."""
+    query = _mart_select()
+    cur = conn.execute(f"SELECT * FROM ({query}) LIMIT 0", _named(MART_SQL, query, params))
+    return [d[0] for d in cur.description]
+
+
 def materialize_mart(
     conn: duckdb.DuckDBPyConnection, target: str, params: dict[str, Any], *, temp: bool = False
 ) -> None:
     """CREATE OR REPLACE `target` AS the mart's SELECT (sql/marts/customer_profile.sql)."""
-    (stmt,) = duckdb.extract_statements(read_sql(MART_SQL))
+    query = _mart_select()
     kind = "TEMP TABLE" if temp else "TABLE"
-    conn.execute(f"CREATE OR REPLACE {kind} {target} AS {stmt.query}", _named(MART_SQL, stmt.query, params))
+    conn.execute(f"CREATE OR REPLACE {kind} {target} AS {query}", _named(MART_SQL, query, params))
 
 
 def load_rfm_segments(conn: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> int:
@@ -217,7 +229,11 @@ def _write_results(
         )
         latest = conn.execute("SELECT max(as_of) FROM customer_profile_runs").fetchone()[0]
         existing = _columns(conn, "customer_profile")
-        write_latest = latest is None or as_of >= latest or [c for c, _ in existing] != list(PROFILE_COLUMNS)
+        # an older date (a backfill) leaves the latest profile alone, unless the columns changed
+        # (an edited mart): then the table is rebuilt in the new shape
+        write_latest = (
+            latest is None or as_of >= latest or [c for c, _ in existing] != mart_columns(conn, params)
+        )
         if write_latest:
             materialize_mart(conn, "customer_profile", params)
             source = "customer_profile"

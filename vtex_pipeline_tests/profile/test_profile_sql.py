@@ -95,3 +95,42 @@ def test_excluded_statuses_and_sales_channels_come_from_configuration(conn):
     )
     assert strict["purchases"] == 2  # canceled counts now; handling does not
     assert conn.execute("SELECT orders_30d FROM customer_profile").fetchone() == (2,)
+
+
+def test_a_backfill_of_an_older_date_leaves_an_edited_marts_latest_profile_alone(conn, tmp_path, monkeypatch):
+    """An operator may add a column to the mart (VTEX_PIPELINE_SQL_DIR): the newest profile keeps it, and a
+    backfill of an older date writes history only, as with the shipped mart."""
+    import shutil
+
+    from vtex_pipeline.warehouse.sql_files import sql_dir
+
+    edited = tmp_path / "sql"
+    shutil.copytree(sql_dir(), edited)
+    mart = edited / "marts" / "customer_profile.sql"
+    text = mart.read_text(encoding="utf-8")
+    assert "    s.rfm_segment\nFROM stg_customers c" in text
+    mart.write_text(
+        text.replace(
+            "    s.rfm_segment\nFROM stg_customers c",
+            "    s.rfm_segment,\n    42 AS loyalty_tier\nFROM stg_customers c",
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("VTEX_PIPELINE_SQL_DIR", str(edited))
+    now = datetime(2025, 1, 10, 12, tzinfo=UTC)
+    insert_rows(conn, "raw_customers", [{"customer_id": "c1", "user_id": "u1", "created_in": now,
+                                          "partition_key": "p", "synced_at": now, "record": "{}"}])  # fmt: skip
+    insert_rows(conn, "raw_orders", [{"order_id": "o1", "creation_date": now, "creation_date_raw": "x",
+                                      "status": "invoiced", "sales_channel": "1", "value_cents": 100,
+                                      "user_profile_id": "u1", "partition_key": "p", "synced_at": now,
+                                      "record": "{}"}])  # fmt: skip
+    newest = compute_profile(conn, IntegrationConfig(), ProfileSettings(), date(2025, 1, 20))
+    older = compute_profile(conn, IntegrationConfig(), ProfileSettings(), date(2025, 1, 15))
+    assert newest["wrote_latest"] and not older["wrote_latest"]
+    assert conn.execute(
+        "SELECT as_of, loyalty_tier, days_since_last_purchase FROM customer_profile"
+    ).fetchall() == [(date(2025, 1, 20), 42, 10)]
+    assert conn.execute("SELECT as_of FROM customer_profile_history ORDER BY 1").fetchall() == [
+        (date(2025, 1, 15),),
+        (date(2025, 1, 20),),
+    ]
