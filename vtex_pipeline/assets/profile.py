@@ -18,7 +18,13 @@ import duckdb
 from vtex_pipeline.assets.metadata import table_metadata
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import daily_partitions
-from vtex_pipeline.profile.compute import WINDOWS, compute_profile, run_sql_file, sql_parameters
+from vtex_pipeline.profile.compute import (
+    WINDOWS,
+    compute_profile,
+    drop_intermediates,
+    run_sql_file,
+    sql_parameters,
+)
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
 
@@ -201,8 +207,7 @@ def build_profile_assets(
                           sum(k.purchases)
                    FROM customer_profile p FULL JOIN counted k ON k.customer_id = p.customer_id"""
             ).fetchone()
-            for t in ("stg_customers", "stg_purchases", "stg_order_customer"):
-                conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+            drop_intermediates(conn)
         return dg.AssetCheckResult(
             passed=mismatched == 0,
             metadata={"customers_mismatched": int(mismatched), "lifetime_purchases": int(total or 0)},

@@ -172,9 +172,7 @@ def compute_kpis(
     finally:
         for t in SCRATCH_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
-        for t in ("stg_customers", "stg_purchases", "stg_order_customer", "stg_order_items"):
-            conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
-        conn.execute("DROP TYPE IF EXISTS temp.profile_name")
+        drop_intermediates(conn)  # the staging tables and the name dictionary the profile SQL made
         for t in stand_ins:
             conn.execute(f"DROP VIEW IF EXISTS temp.{t}")
     return {

@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any, Literal
 import requests
 
 from vtex_pipeline.icomm.settings import IcommSettings
-from vtex_pipeline.vtex.http import RateLimiter, parse_retry_after
+from vtex_pipeline.vtex.http import RateLimiter, RequestStats, parse_retry_after
 
 log = logging.getLogger("vtex_pipeline.icomm")
 
@@ -81,30 +80,22 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-class IcommStats:
-    """Counters for metadata and logs (thread-safe, cheap)."""
+class IcommStats(RequestStats):
+    """The VTEX client's counters plus timeouts (a lost answer to a written batch is worth telling apart)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.throttled = 0
-        self.server_errors = 0
+        super().__init__()
         self.timeouts = 0
 
-    def add(self, name: str, n: int = 1) -> None:
+    def record_timeout(self) -> None:
         with self._lock:
-            setattr(self, name, getattr(self, name) + n)
+            self.timeouts += 1
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
         with self._lock:
-            return {
-                "requests": self.requests,
-                "retries": self.retries,
-                "throttled": self.throttled,
-                "server_errors": self.server_errors,
-                "timeouts": self.timeouts,
-            }
+            snap["timeouts"] = self.timeouts
+        return snap
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
@@ -304,7 +295,7 @@ class IcommClient:
         while True:
             attempt += 1
             self.limiter.acquire()
-            self.stats.add("requests")
+            self.stats.record_request(call)
             delay: float | None = None
             throttled = False
             try:
@@ -314,7 +305,7 @@ class IcommClient:
                     )
                 except _TRANSPORT_ERRORS as exc:
                     if isinstance(exc, requests.Timeout):
-                        self.stats.add("timeouts")
+                        self.stats.record_timeout()
                     raise _Retryable(f"{type(exc).__name__}") from None
                 last_status = resp.status_code
                 if resp.status_code in (401, 403):
@@ -326,9 +317,9 @@ class IcommClient:
                     )
                 if resp.status_code in RETRY_STATUSES:
                     if resp.status_code == 429:
-                        self.stats.add("throttled")
+                        self.stats.record_throttled()
                     else:
-                        self.stats.add("server_errors")
+                        self.stats.record_server_error()
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     if retry_after is not None:
                         retry_after = min(retry_after, self.retry_after_max)
@@ -362,7 +353,7 @@ class IcommClient:
                 break
             if delay is None:
                 delay = self._backoff(max(attempt, throttled_in_a_row))
-            self.stats.add("retries")
+            self.stats.record_retry()
             log.warning(
                 "icomm %s attempt %d/%d failed (%s); retrying in %.2fs",
                 call,

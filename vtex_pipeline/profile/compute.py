@@ -198,14 +198,21 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str
     ).fetchall()
 
 
-def _result_counts(conn: duckdb.DuckDBPyConnection, source: str, stats: dict[str, Any]) -> None:
-    """Customers, buyers and the segment distribution, read from the materialized profile."""
+def _materialize(
+    conn: duckdb.DuckDBPyConnection, params: dict[str, Any], stats: dict[str, Any], *, latest: bool
+) -> tuple[str, str]:
+    """The mart into `customer_profile` (latest) or the scratch `profile_result`, its customers, buyers
+    and segment distribution into `stats`; returns (table name, qualified name) of what was written."""
+    name = "customer_profile" if latest else RESULT_TABLE
+    materialize_mart(conn, name, params, temp=not latest)
+    source = name if latest else f"temp.{name}"
     customers, buyers = conn.execute(f"SELECT count(*), count(first_purchase_date) FROM {source}").fetchone()
     segments = conn.execute(
         f"SELECT coalesce(rfm_segment, '(none)'), count(*) FROM {source} GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()
     stats["customers"], stats["buyers"] = int(customers), int(buyers)
     stats["segments"] = {k: int(v) for k, v in segments}
+    return name, source
 
 
 def _write_results(
@@ -215,8 +222,8 @@ def _write_results(
     stats: dict[str, Any],
     params: dict[str, Any],
 ) -> bool:
-    """Materialize the mart view once: straight into `customer_profile` when D is the newest date (else
-    into the scratch `profile_result`), then history for D (delete then insert) and the run log.
+    """Materialize the mart once: straight into `customer_profile` when D is the newest date (else into
+    the scratch `profile_result`), then history for D (delete then insert) and the run log.
     One transaction: readers see the old or the new profile, never a half-written one."""
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -234,16 +241,10 @@ def _write_results(
         write_latest = (
             latest is None or as_of >= latest or [c for c, _ in existing] != mart_columns(conn, params)
         )
-        if write_latest:
-            materialize_mart(conn, "customer_profile", params)
-            source = "customer_profile"
-        else:
-            materialize_mart(conn, RESULT_TABLE, params, temp=True)
-            source = f"temp.{RESULT_TABLE}"
-        _result_counts(conn, source, stats)
+        name, source = _materialize(conn, params, stats, latest=write_latest)
         if settings.history_days > 0:
             cols = ", ".join(HISTORY_COLUMNS)
-            wanted = [c for c in _columns(conn, source.split(".")[-1]) if c[0] in HISTORY_COLUMNS]
+            wanted = [c for c in _columns(conn, name) if c[0] in HISTORY_COLUMNS]
             if sorted(_columns(conn, "customer_profile_history")) != sorted(wanted):
                 conn.execute(
                     f"CREATE OR REPLACE TABLE customer_profile_history AS SELECT {cols} FROM {source} LIMIT 0"
@@ -340,8 +341,7 @@ def compute_profile(
     if write:
         stats["wrote_latest"] = _write_results(conn, as_of, settings, stats, params)
     else:
-        materialize_mart(conn, RESULT_TABLE, params, temp=True)
-        _result_counts(conn, f"temp.{RESULT_TABLE}", stats)
+        _materialize(conn, params, stats, latest=False)
     steps["materialize"] = round(time.perf_counter() - t0, 3)
     if not keep_intermediates:
         drop_intermediates(conn)
