@@ -2,6 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# Relative paths (data/, .dagster_home/) resolve against the pipeline home: the checkout, for these targets.
+export VTEX_PIPELINE_HOME ?= $(CURDIR)
 
 .PHONY: install demo test lint check-defs dev bench bench-small chaos clean
 
@@ -39,4 +41,4 @@ chaos: install
 	$(BIN)/python -m chaos.run
 
 clean:
-	rm -rf $(VENV) data .dagster_home .pytest_cache .ruff_cache
+	rm -rf $(VENV) data .dagster_home .pytest_cache .ruff_cache build dist

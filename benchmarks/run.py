@@ -133,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: profile sync incremental export multi")  # fmt: skip
+                    help="subset: profile sync incremental export multi first_sync")  # fmt: skip
     ap.add_argument("--db", help="reuse this generated store instead of a scratch one (it gets modified)")
     args = ap.parse_args(argv)
-    want = set(args.only or ["profile", "sync", "incremental", "export", "multi"])
+    want = set(args.only or ["profile", "sync", "incremental", "export", "multi", "first_sync"])
     console = Console(width=max(Console().width, 160))
     figures: list[Figure] = []
     started = datetime.now(UTC)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.extend(got)
         console.log(f"{label} done in {time.perf_counter() - t0:.0f} s")
 
-    from benchmarks import export_delta, incremental, multi_account, sync_throughput
+    from benchmarks import export_delta, first_sync_overhead, incremental, multi_account, sync_throughput
 
     with tempfile.TemporaryDirectory(prefix="bench_") as tmpdir:
         tmp = Path(tmpdir)
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             collect("export", lambda: export_delta.figures(str(db)))
         if "multi" in want:
             collect("multi-account", lambda: multi_account.figures(args.scale))
+        if "first_sync" in want:  # the store of the deployment issue, whatever the scale
+            collect("first sync", first_sync_overhead.figures)
 
     table = Table(title=f"vtex-pipeline benchmarks, scale {args.scale:g}")
     for col in ("figure", "value", "unit", "baseline", "ratio", "target", "met", "load"):

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.wrappers import ResetProxy, VtexChaos
+from vtex_pipeline.instance import packaged_instance_yaml
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.icomm_server import create_icomm_app
@@ -105,7 +106,7 @@ class Sandbox:
         self.db = self.dir / "chaos.duckdb"
         self.home = self.dir / "dagster_home"
         self.home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        (self.home / "dagster.yaml").write_text(packaged_instance_yaml(), encoding="utf-8")
         icomm = {
             "base_url": self.icomm.url,
             "profile_key": PROFILE,

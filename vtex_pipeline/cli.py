@@ -18,8 +18,8 @@ from rich.table import Table
 
 from vtex_pipeline.config import ConfigError, IntegrationConfig, load_integrations
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(stderr=False, soft_wrap=True)  # log lines stay whole, greppable
+err_console = Console(stderr=True, soft_wrap=True)
 
 DEMO_APP_KEY = "vtexappkey-demo-LOCAL"
 DEMO_APP_TOKEN = "demo-token-not-a-secret"
@@ -122,13 +122,41 @@ def _verify_icomm(cfg: IntegrationConfig) -> bool:
     return ok
 
 
-# ------------------------------------------------------------------------------------------------ run
-def _instance(stack: ExitStack):
+# --------------------------------------------------------------------------------------------- doctor
+@main.command()
+def doctor() -> None:
+    """Check the deployment: instance storage, pools and run monitoring, DuckDB files, disk, package data."""
     import dagster as dg
 
-    if os.environ.get("DAGSTER_HOME"):
-        return stack.enter_context(dg.DagsterInstance.get())
-    return stack.enter_context(dg.DagsterInstance.ephemeral())
+    from vtex_pipeline.doctor import run_checks
+    from vtex_pipeline.instance import PLANNED_EVENTS_ENV, prepare_dagster_home
+
+    try:
+        integrations = load_integrations()
+    except ConfigError as exc:
+        _fail(str(exc))
+    planned = os.environ.get(PLANNED_EVENTS_ENV)  # as given, before this command sets its own
+    prepare_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        checks = run_checks(integrations, instance, planned)
+    for c in checks:  # one line per check: greppable in a log or a cron mail
+        mark = "[green]OK    [/]" if c.ok else "[red]FAILED[/]"
+        console.print(f"{mark} {c.name}: {c.detail}", soft_wrap=True, highlight=False)
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+# ------------------------------------------------------------------------------------------------ run
+def _instance(stack: ExitStack):
+    """The persistent instance (`DAGSTER_HOME`, else `<pipeline home>/.dagster_home`), so these runs
+    show in the UI afterwards."""
+    import dagster as dg
+
+    from vtex_pipeline.instance import describe_storage, prepare_dagster_home
+
+    home = prepare_dagster_home()
+    instance = stack.enter_context(dg.DagsterInstance.get())
+    console.print(f"Dagster instance: {home} ({describe_storage(instance)})")
+    return instance
 
 
 @contextmanager
@@ -186,7 +214,10 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
                 console.print(f"{cfg.name}: raw data already synced up to {as_of}; nothing to fetch")
             else:
                 a, b = outcome.partition_range
-                console.print(f"{cfg.name}: synced windows {a} .. {b} (run {outcome.run_id})")
+                since = outcome.metadata.get("raw_orders", {}).get("synced_from", "")
+                console.print(
+                    f"{cfg.name}: synced days {a} .. {b} (UTC; orders from {since}; run {outcome.run_id})"
+                )
             profile = outcome.metadata.get("customer_profile", {})
             if profile:
                 console.print(
@@ -201,6 +232,10 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
                 )
             elif cfg.icomm is None:
                 console.print(f"{cfg.name}: icomm export not configured (ICOMM_PROFILE_KEY unset)")
+            console.print(f"{cfg.name}: DuckDB file {cfg.duckdb_path}")
+            page = Path(cfg.duckdb_path).with_suffix(".dashboard.html")
+            if page.exists():
+                console.print(f"{cfg.name}: dashboard page {page}")
     return failures
 
 
@@ -440,13 +475,21 @@ def _demo_env(url: str, duckdb_path: str, icomm_url: str | None = None) -> dict[
 @click.option("--customers", type=int, default=2000, show_default=True)
 @click.option("--orders", type=int, default=6000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--duckdb", "duckdb_path", default="data/demo.duckdb", show_default=True)
+@click.option(
+    "--duckdb",
+    "duckdb_path",
+    default="data/demo.duckdb",
+    show_default=True,
+    help="Relative to VTEX_PIPELINE_HOME.",
+)
 @click.option("--fresh/--keep", default=True, show_default=True, help="Start from an empty DuckDB file.")
 def demo(customers: int, orders: int, seed: int, duckdb_path: str, fresh: bool) -> None:
     """Serve a generated store on a free port, run the pipeline end to end, print what it loaded."""
     from vtex_pipeline.config import integration_from_env
+    from vtex_pipeline.paths import resolve_path
     from vtex_pipeline.summary import print_summary
 
+    duckdb_path = str(resolve_path(duckdb_path))
     contacts_out = str(Path(duckdb_path).with_suffix(".icomm-contacts.jsonl"))
     if fresh:
         for path in (duckdb_path, duckdb_path + ".wal", contacts_out):
@@ -472,22 +515,27 @@ def demo(customers: int, orders: int, seed: int, duckdb_path: str, fresh: bool) 
 @click.option("--seed", type=int, default=42, show_default=True)
 def dev(customers: int, orders: int, seed: int) -> None:
     """`dagster dev` against the embedded demo store (when no VTEX account is configured)."""
+    from vtex_pipeline.instance import prepare_dagster_home
+    from vtex_pipeline.paths import pipeline_home, resolve_path
+
     with ExitStack() as stack:
+        home = prepare_dagster_home()
         env = dict(os.environ)
         if not env.get("VTEX_ACCOUNT") and not env.get("VTEX_BASE_URL"):
             url = _start_demo_store(stack, customers, orders, seed)
-            Path("data").mkdir(exist_ok=True)
-            icomm_url = _start_demo_icomm(stack, "data/dev.icomm-contacts.jsonl")
-            env.update(_demo_env(url, env.get("VTEX_PIPELINE_DUCKDB", "data/dev.duckdb"), icomm_url))
-            console.print(f"embedded demo store at {url}, icomm simulator at {icomm_url}")
-        env.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        dagster_yaml = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
-        if not dagster_yaml.exists():
-            dagster_yaml.write_text(Path("dagster.yaml").read_text())
+            data = pipeline_home() / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            icomm_url = _start_demo_icomm(stack, str(data / "demo.icomm-contacts.jsonl"))
+            # the demo's DuckDB file: what `vtex-pipeline demo` loaded is what the UI shows
+            duck = str(resolve_path(env.get("VTEX_PIPELINE_DUCKDB") or "data/demo.duckdb"))
+            env.update(_demo_env(url, duck, icomm_url))
+            console.print(f"embedded demo store at {url}, icomm simulator at {icomm_url}, DuckDB file {duck}")
+        console.print(f"Dagster instance: {home}")
         with suppress(KeyboardInterrupt):
             subprocess.run(
-                [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"], env=env, check=False
+                [sys.executable, "-m", "dagster", "dev", "-m", "vtex_pipeline.definitions"],
+                env=env,
+                check=False,
             )
 
 

@@ -19,6 +19,7 @@ from dotenv import load_dotenv
 from pydantic import BaseModel, Field, field_validator
 
 from vtex_pipeline.icomm.settings import IcommSettings, icomm_settings_from_env
+from vtex_pipeline.paths import resolve_path
 
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 DEFAULT_CONCURRENCY = 4
@@ -50,7 +51,9 @@ class IntegrationConfig(BaseModel):
     concurrency: int = DEFAULT_CONCURRENCY
     request_timeout: float = 30.0
     ecommerce_url: str | None = None
-    duckdb_path: str = "data/vtex.duckdb"
+    duckdb_path: str = Field(
+        default="data/vtex.duckdb", description="relative paths: against the pipeline home (paths.py)"
+    )
     timezone: str = "UTC"
     start_date: date = Field(default_factory=default_start_date)
     order_lookback_days: int = 30
@@ -67,6 +70,11 @@ class IntegrationConfig(BaseModel):
                 f"integration name {v!r} must be lowercase letters, digits and _ (it prefixes asset keys)"
             )
         return v
+
+    @field_validator("duckdb_path")
+    @classmethod
+    def _duckdb_path(cls, v: str) -> str:
+        return str(resolve_path(v))
 
     @field_validator("timezone")
     @classmethod
@@ -144,6 +152,23 @@ def integration_from_env(environ: Mapping[str, str] | None = None) -> Integratio
         raise ConfigError(f"invalid VTEX configuration from the environment: {exc}") from exc
 
 
+def _relative_to(item: object, base: Path) -> object:
+    """Relative file paths in an integrations file are relative to that file's folder."""
+    if not isinstance(item, dict):
+        return item
+    item = dict(item)
+    if item.get("duckdb_path"):
+        item["duckdb_path"] = str(resolve_path(str(item["duckdb_path"]), base))
+    icomm = item.get("icomm")
+    if isinstance(icomm, dict):
+        icomm = dict(icomm)
+        for key in ("fields_file", "dry_run_dir"):
+            if icomm.get(key):
+                icomm[key] = str(resolve_path(str(icomm[key]), base))
+        item["icomm"] = icomm
+    return item
+
+
 def load_integrations(
     environ: Mapping[str, str] | None = None, *, dotenv: bool = True
 ) -> list[IntegrationConfig]:
@@ -154,8 +179,9 @@ def load_integrations(
     path = env.get("VTEX_PIPELINE_INTEGRATIONS")
     if not path:
         return [integration_from_env(env)]
+    path = resolve_path(path)
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read VTEX_PIPELINE_INTEGRATIONS file {path}: {exc}") from exc
     items = doc.get("integrations") if isinstance(doc, dict) else doc
@@ -164,7 +190,7 @@ def load_integrations(
     configs = []
     for i, item in enumerate(items):
         try:
-            configs.append(IntegrationConfig.model_validate(item))
+            configs.append(IntegrationConfig.model_validate(_relative_to(item, path.parent)))
         except Exception as exc:
             raise ConfigError(f"{path}: integration #{i + 1} is invalid: {exc}") from exc
     names = [c.name for c in configs]

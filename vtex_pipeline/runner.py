@@ -1,5 +1,6 @@
 """One complete pass (`vtex-pipeline run`): the raw sync job of each integration, executed by Dagster
-as a single run over every 4-hour window from the last sync's watermark to the end of the as-of day."""
+as a single run over the days from the last sync's watermark to the end of the as-of day, then the
+profile and export job for that day."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 
+from vtex_pipeline.assets.raw import INCREMENTAL_TAG, SYNC_UNTIL_TAG
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.partitions import end_of_day_utc, four_hourly_partitions, partition_key_for
+from vtex_pipeline.partitions import WINDOW, end_of_day_utc, window_start
 from vtex_pipeline.warehouse.connection import connect
 from vtex_pipeline.warehouse.raw_loads import get_watermark
 
@@ -31,24 +33,30 @@ class RunOutcome:
 
 
 def partition_range_for(cfg: IntegrationConfig, as_of: date, now: datetime) -> tuple[str, str] | None:
-    """First and last 4-hour partition keys to sync for `as_of`: from the last synced window on."""
-    parts = four_hourly_partitions(cfg.start_date)
-    keys = parts.get_partition_keys(current_time=now)
-    if not keys:
-        return None
+    """First and last day partition keys to sync for `as_of`: from the day of the last synced window on.
+
+    The run is a refresh (`INCREMENTAL_TAG`): inside its first day it starts at the last synced 4-hour
+    window, which may have been the window in progress; its look-back brings orders the list index
+    showed late and status changes."""
+    first_day = cfg.start_date
     end = min(end_of_day_utc(as_of, cfg.timezone), now)
-    last = partition_key_for(end - timedelta(microseconds=1))
+    if end <= datetime.combine(first_day, time(0), tzinfo=UTC):
+        return None
+    last_day = (end - timedelta(microseconds=1)).date()
     with connect(cfg.duckdb_path) as conn:
         marks = [get_watermark(conn, s) for s in ("orders", "customers")]
     synced = min((m for m in marks if m is not None), default=None) if all(marks) else None
-    # Re-sync from the last window synced: it may have been the window in progress, and its run re-lists
-    # the look-back, which brings orders the list index showed late and status changes.
-    first = keys[0] if synced is None else partition_key_for(synced - timedelta(microseconds=1))
-    first = max(first, keys[0])
-    last = min(last, keys[-1])
-    if first > last:
+    if synced is not None:
+        first_day = max(first_day, window_start(synced - timedelta(microseconds=1)).date())
+    last_day = min(last_day, now.date())
+    if first_day > last_day:
         return None
-    return first, last
+    return first_day.isoformat(), last_day.isoformat()
+
+
+def sync_until_for(cfg: IntegrationConfig, as_of: date) -> datetime:
+    """The end of the 4-hour window holding the end of `as_of` in the store's time zone."""
+    return window_start(end_of_day_utc(as_of, cfg.timezone) - timedelta(microseconds=1)) + WINDOW
 
 
 PID_TAG = "vtex_pipeline/pid"
@@ -138,7 +146,12 @@ def run_integration(
     rng = partition_range_for(cfg, as_of, now)
     outcome = RunOutcome(cfg.name, True, rng)
     if rng is not None:
-        tags = {"dagster/asset_partition_range_start": rng[0], "dagster/asset_partition_range_end": rng[1]}
+        tags = {
+            "dagster/asset_partition_range_start": rng[0],
+            "dagster/asset_partition_range_end": rng[1],
+            INCREMENTAL_TAG: "true",
+            SYNC_UNTIL_TAG: sync_until_for(cfg, as_of).isoformat(),
+        }
         # the raw assets only: the dashboard is refreshed once, by the profile job that follows
         raw_keys = [dg.AssetKey([cfg.name, a]) for a in ("raw_customers", "raw_orders", "raw_catalog")]
         result = _execute(

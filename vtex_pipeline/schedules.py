@@ -1,15 +1,30 @@
-"""Schedules: the raw sync every 4 hours, for the window that just closed.
+"""The raw sync every 4 hours, and the daily profile once a day's data is in.
 
-The tick runs 10 minutes after the window ends: VTEX's order list index lags a few minutes, and the
-next syncs' look-back catches whatever it still missed.
+Raw assets are partitioned by UTC day and refreshed every 4 hours: each tick, 10 minutes after a
+4-hour window closes (VTEX's order list index lags a few minutes; the next sync's look-back catches the
+rest), requests one run over the days from the last one not fully synced up to the window's day, so a
+stopped daemon or a first start catches up in one run. The profile of day D (store time zone) is
+requested once both raw assets report data synced past the end of D.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, date, datetime, timedelta
+
 import dagster as dg
 
+from vtex_pipeline.assets.raw import INCREMENTAL_TAG
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import WINDOW, end_of_day_utc, partition_key_for, window_start
+
+SYNC_CRON = "10 */4 * * *"
+SENSOR_INTERVAL_SECONDS = 300
+
+
+def sync_cron() -> str:
+    """`VTEX_PIPELINE_SYNC_CRON` (UTC): a store that wants fewer or more refreshes; tests tick each minute."""
+    return os.environ.get("VTEX_PIPELINE_SYNC_CRON") or SYNC_CRON
 
 
 def raw_sync_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
@@ -18,25 +33,74 @@ def raw_sync_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
         selection=dg.AssetSelection.groups(f"{cfg.name}_raw")
         | dg.AssetSelection.assets([cfg.name, "dashboard"]),
         description=(
-            f"Sync VTEX customers, orders and catalog of '{cfg.name}' for a 4-hour window (or a range), "
+            f"Sync VTEX customers, orders and catalog of '{cfg.name}' for a day (or a range of days), "
             "then refresh the dashboard."
         ),
     )
 
 
+def synced_until(instance: dg.DagsterInstance, key: dg.AssetKey, day: str | None = None) -> datetime | None:
+    """How far the latest materialization of a raw asset (of day partition `day`) synced (its metadata)."""
+    records_filter = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day] if day else None)
+    result = instance.fetch_materializations(records_filter, 1)
+    if not result.records:
+        return None
+    mat = result.records[0].asset_materialization
+    value = mat.metadata.get("synced_until") if mat else None
+    raw = getattr(value, "value", value)
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+def _day(key: str) -> date:
+    return date.fromisoformat(key)
+
+
+def catch_up_range(
+    instance: dg.DagsterInstance, cfg: IntegrationConfig, now: datetime
+) -> tuple[str, str] | None:
+    """Days to sync at `now`: from the last day not fully synced (or the start date) to the day of the
+    4-hour window that just closed."""
+    closed = window_start(now) - WINDOW
+    last = closed.date()
+    if last < cfg.start_date:
+        return None
+    orders_key = dg.AssetKey([cfg.name, "raw_orders"])
+    done = instance.get_materialized_partitions(orders_key)
+    first = cfg.start_date
+    if done:
+        latest = max(_day(k) for k in done if len(k) == 10)
+        until = synced_until(instance, orders_key, latest.isoformat())
+        day_end = datetime.combine(latest + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        first = latest if until is None or until < day_end else latest + timedelta(days=1)
+    first = min(max(first, cfg.start_date), last)
+    return first.isoformat(), last.isoformat()
+
+
 def raw_sync_schedule(cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{cfg.name}_raw_sync_every_4h",
-        cron_schedule="10 */4 * * *",
+        cron_schedule=sync_cron(),
         execution_timezone="UTC",
         job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Every 4 hours, 10 minutes after a window closes, sync that window.",
+        description=(
+            "Every 4 hours, 10 minutes after a window closes: sync from the last day not fully synced "
+            "up to that window's day, in one run (a refresh: only what changed since the last sync)."
+        ),
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        closed = window_start(context.scheduled_execution_time) - WINDOW
-        key = partition_key_for(closed)
-        return dg.RunRequest(run_key=key, partition_key=key)
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        now = context.scheduled_execution_time.astimezone(UTC)
+        rng = catch_up_range(context.instance, cfg, now)
+        if rng is None:
+            return dg.SkipReason(f"the start date {cfg.start_date} is after the window that just closed")
+        window = partition_key_for(window_start(now) - WINDOW)
+        tags = {INCREMENTAL_TAG: "true"}
+        if rng[0] == rng[1]:
+            return dg.RunRequest(run_key=window, partition_key=rng[0], tags=tags)
+        tags.update(
+            {"dagster/asset_partition_range_start": rng[0], "dagster/asset_partition_range_end": rng[1]}
+        )
+        return dg.RunRequest(run_key=window, tags=tags)
 
     return _schedule
 
@@ -54,36 +118,36 @@ def profile_export_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinitio
     )
 
 
+def day_synced(instance: dg.DagsterInstance, cfg: IntegrationConfig, day: date) -> bool:
+    """Both raw assets synced past the end of `day` in the store's time zone."""
+    end = end_of_day_utc(day, cfg.timezone)
+    holder = (end - timedelta(microseconds=1)).date().isoformat()  # the UTC day partition holding it
+    orders = synced_until(instance, dg.AssetKey([cfg.name, "raw_orders"]), holder)
+    customers = synced_until(instance, dg.AssetKey([cfg.name, "raw_customers"]))  # not partitioned
+    return all(until is not None and until >= end for until in (orders, customers))
+
+
 def profile_after_sync_sensor(
     cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition:
-    """Requests the profile of day D once the raw windows up to the end of D (store time zone) are synced.
-
-    The schedule syncs windows in order and every sync re-lists a look-back, so the last window of D
-    being materialized for both orders and customers means D's purchases are in.
-    """
-    orders_key = dg.AssetKey([cfg.name, "raw_orders"])
-    customers_key = dg.AssetKey([cfg.name, "raw_customers"])
+    """Requests the profile of day D once orders and customers are synced past the end of D (store time
+    zone). Syncs go forward and re-list a look-back, so that point means D's purchases are in."""
+    interval = int(os.environ.get("VTEX_PIPELINE_SENSOR_INTERVAL_SECONDS") or SENSOR_INTERVAL_SECONDS)
 
     @dg.sensor(
         name=f"{cfg.name}_profile_after_sync",
         job=job,
-        minimum_interval_seconds=300,
+        minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description="Computes (and exports) each day's profile once that day's raw windows are synced.",
+        description="Computes (and exports) each day's profile once that day's raw data is synced.",
     )
     def _sensor(context: dg.SensorEvaluationContext):
-        from datetime import UTC, datetime, timedelta
-
-        done_orders = context.instance.get_materialized_partitions(orders_key)
-        done_customers = context.instance.get_materialized_partitions(customers_key)
         today = datetime.now(UTC).date()
         for back in range(3, 0, -1):  # the last few complete days, oldest first
             day = today - timedelta(days=back)
             if day < cfg.start_date:
                 continue
-            last = partition_key_for(end_of_day_utc(day, cfg.timezone) - timedelta(microseconds=1))
-            if last in done_orders and last in done_customers:
+            if day_synced(context.instance, cfg, day):
                 yield dg.RunRequest(run_key=f"profile-{day.isoformat()}", partition_key=day.isoformat())
 
     return _sensor

@@ -40,6 +40,14 @@ class SimStore:
         requests.post(f"{self.url}/_sim/orders", json=orders, timeout=60).raise_for_status()
 
 
+@pytest.fixture(autouse=True)
+def _isolated_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test gets its own pipeline home and Dagster instance: nothing lands in ~ or the checkout."""
+    monkeypatch.setenv("VTEX_PIPELINE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+
+
 @pytest.fixture
 def start_store() -> Iterator[Callable[..., SimStore]]:
     """Factory: `start_store(fixture_dict, app_keys=None, faults=None)` serves it on 127.0.0.1."""

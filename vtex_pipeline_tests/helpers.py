@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from vtex_pipeline.assets.raw import build_raw_assets
+from vtex_pipeline.assets.raw import INCREMENTAL_TAG, build_raw_assets
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.partitions import four_hourly_partitions, parse_partition_key
+from vtex_pipeline.partitions import daily_partitions
 from vtex_pipeline.resources import resources_for
 from vtex_pipeline.vtex.dates import parse_vtex_datetime
 
@@ -23,26 +23,30 @@ def materialize_raw(
     last: str | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = True,
+    incremental: bool = False,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every raw asset (and its checks) for one partition, or a range in a single run."""
-    tags = None
+    """Materialize every raw asset (and its checks) for one day, or a range of days in a single run;
+    `incremental` runs it as the schedule does (from the last synced window)."""
+    tags: dict[str, str] = {INCREMENTAL_TAG: "true"} if incremental else {}
     if first is not None:
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last or first,
-        }
+        tags.update(
+            {
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last or first,
+            }
+        )
     return dg.materialize(
         build_raw_assets(cfg),
         resources=resources_for(cfg),
         partition_key=partition_key,
-        tags=tags,
+        tags=tags or None,
         instance=instance,
         raise_on_error=raise_on_error,
     )
 
 
 def all_keys(cfg: IntegrationConfig) -> list[str]:
-    return four_hourly_partitions(cfg.start_date).get_partition_keys(current_time=datetime.now(UTC))
+    return daily_partitions(cfg.start_date).get_partition_keys(current_time=datetime.now(UTC))
 
 
 def query(cfg: IntegrationConfig, sql: str, params: list | None = None) -> list[tuple]:
@@ -79,5 +83,6 @@ def orders_created_in(fixture: dict[str, Any], start: datetime, end: datetime, n
 
 
 def window_of(key: str) -> tuple[datetime, datetime]:
-    start = parse_partition_key(key)
-    return start, start + timedelta(hours=4)
+    """[start, end) of a day partition key, UTC."""
+    start = datetime.fromisoformat(key).replace(tzinfo=UTC)
+    return start, start + timedelta(days=1)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from vtex_pipeline.cli import main
-from vtex_pipeline.partitions import end_of_day_utc, partition_key_for
+from vtex_pipeline.partitions import end_of_day_utc, window_start
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.vtex.dates import parse_vtex_datetime
 from vtex_pipeline_tests.conftest import APP_KEY, APP_TOKEN
@@ -35,7 +35,7 @@ def test_run_twice_syncs_up_to_the_day_then_has_nothing_to_do(start_store, vtex_
 
     first = CliRunner().invoke(main, ["run", "--as-of", as_of.isoformat()])
     assert first.exit_code == 0, first.output
-    assert "synced windows" in first.output
+    assert "synced days" in first.output
 
     # Every order created before the end of D in São Paulo time (03:00 UTC next day) is stored; the last
     # 4-hour window synced is the one holding that instant.
@@ -52,10 +52,13 @@ def test_run_twice_syncs_up_to_the_day_then_has_nothing_to_do(start_store, vtex_
     assert query(cfg, "SELECT count(*) FROM raw_customers")[0][0] == 150
 
     # The second run re-syncs only the last window (and re-lists the look-back): nothing changes.
-    last_window = partition_key_for(end - timedelta(microseconds=1))
+    last_window = window_start(end - timedelta(microseconds=1))
+    day = last_window.date().isoformat()
     second = CliRunner().invoke(main, ["run", "--as-of", as_of.isoformat()])
     assert second.exit_code == 0, second.output
-    assert f"synced windows {last_window} .. {last_window}" in second.output
+    assert f"synced days {day} .. {day} (UTC; orders from {last_window.isoformat()}" in second.output
+    # Both runs are in the persistent instance under the pipeline home, as the UI would show them.
+    assert "Dagster instance:" in second.output and ".dagster_home (SQLite)" in second.output
     assert {r[0] for r in query(cfg, "SELECT order_id FROM raw_orders")} == stored
 
 
@@ -116,7 +119,7 @@ def test_one_failing_account_does_not_stop_the_others(start_store, monkeypatch, 
     result = CliRunner().invoke(main, ["run", "--as-of", _recent(1).isoformat()])
 
     assert result.exit_code == 1
-    assert "brand_a: synced windows" in result.output
+    assert "brand_a: synced days" in result.output
     assert "brand_b: failed" in result.output and "401" in result.output
     assert "wrong-token-for-b" not in result.output
     with duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True) as conn:

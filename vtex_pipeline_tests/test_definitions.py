@@ -6,10 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from vtex_pipeline.assets.raw import INCREMENTAL_TAG
 from vtex_pipeline.config import IntegrationConfig, load_integrations
 from vtex_pipeline.definitions import build_definitions
 from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.partitions import partition_key_for
+from vtex_pipeline.paths import pipeline_home
 
 RAW = ["raw_catalog", "raw_customers", "raw_orders"]
 ALL = ["customer_profile", "dashboard", "icomm_contacts", *RAW]
@@ -46,6 +48,7 @@ def test_definitions_snapshot():
         assert node.freshness_policy is not None, key
         if key.path[-1] in (
             "raw_catalog",
+            "raw_customers",
             "icomm_contacts",
             "dashboard",
         ):  # not time series: one materialization per run
@@ -57,7 +60,7 @@ def test_definitions_snapshot():
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
         parts = node.partitions_def
         assert isinstance(parts, dg.TimeWindowPartitionsDefinition)
-        assert (parts.cron_schedule, parts.timezone, parts.fmt) == ("0 */4 * * *", "UTC", "%Y-%m-%d-%H:%M")
+        assert (parts.cron_schedule, parts.timezone, parts.fmt) == ("0 0 * * *", "UTC", "%Y-%m-%d")
     defs.validate_loadable(defs)
 
 
@@ -65,8 +68,9 @@ def test_each_integration_gets_its_own_assets_and_database():
     defs = _defs("store_a", "store_b")
     keys = {"/".join(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {f"store_a/{n}" for n in ALL} | {f"store_b/{n}" for n in ALL} == keys
-    assert defs.resources["store_a_duckdb"].database == "data/store_a.duckdb"
-    assert defs.resources["store_b_duckdb"].database == "data/store_b.duckdb"
+    # relative paths resolve against the pipeline home, never the working directory
+    assert defs.resources["store_a_duckdb"].database == str(pipeline_home() / "data" / "store_a.duckdb")
+    assert defs.resources["store_b_duckdb"].database == str(pipeline_home() / "data" / "store_b.duckdb")
 
 
 def test_secrets_are_env_var_references_not_values(monkeypatch):
@@ -78,22 +82,71 @@ def test_secrets_are_env_var_references_not_values(monkeypatch):
     assert "VALUE-should-not-appear" not in dumped
 
 
-def test_schedule_requests_the_window_that_just_closed():
-    defs = _defs("vtex")
+def _synced(instance: dg.DagsterInstance, day: str, until: datetime) -> None:
+    for name, partition in (("raw_orders", day), ("raw_customers", None)):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=["vtex", name], partition=partition, metadata={"synced_until": until.isoformat()}
+            )
+        )
+
+
+def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, at: datetime) -> dg.RunRequest:
     schedule = defs.resolve_schedule_def("vtex_raw_sync_every_4h")
     ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 27, 8, 10, tzinfo=UTC),
-        repository_def=defs.get_repository_def(),
+        instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
     )
     (req,) = schedule.evaluate_tick(ctx).run_requests
-    assert req.partition_key == "2026-11-27-04:00"
-    assert schedule.cron_schedule == "10 */4 * * *"
+    assert req.tags[INCREMENTAL_TAG] == "true"
+    return req
+
+
+def test_schedule_catches_up_from_the_last_day_not_fully_synced():
+    defs = _defs("vtex")
+    assert defs.resolve_schedule_def("vtex_raw_sync_every_4h").cron_schedule == "10 */4 * * *"
+    with dg.instance_for_test() as instance:
+        _catch_up(defs, instance)
+
+
+def _catch_up(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    # First tick ever: the whole history up to the window that just closed, in one run.
+    req = _tick(defs, instance, datetime(2026, 11, 27, 8, 10, tzinfo=UTC))
+    assert req.partition_key is None and req.run_key == "2026-11-27-04:00"
+    assert req.tags["dagster/asset_partition_range_start"] == "2025-01-01"
+    assert req.tags["dagster/asset_partition_range_end"] == "2026-11-27"
+    # Synced at 08:10: the 12:10 tick refreshes today only.
+    _synced(instance, "2026-11-27", datetime(2026, 11, 27, 8, 10, tzinfo=UTC))
+    req = _tick(defs, instance, datetime(2026, 11, 27, 12, 10, tzinfo=UTC))
+    assert (req.partition_key, req.run_key) == ("2026-11-27", "2026-11-27-08:00")
+    # 00:10 the next day: the window that closed is yesterday's last one.
+    assert _tick(defs, instance, datetime(2026, 11, 28, 0, 10, tzinfo=UTC)).partition_key == "2026-11-27"
+    # Once yesterday is synced to its end, 04:10 moves on to the new day.
+    _synced(instance, "2026-11-27", datetime(2026, 11, 28, 0, 10, tzinfo=UTC))
+    assert _tick(defs, instance, datetime(2026, 11, 28, 4, 10, tzinfo=UTC)).partition_key == "2026-11-28"
+    # The daemon was down for two days: one run from the last day not fully synced.
+    req = _tick(defs, instance, datetime(2026, 11, 30, 16, 10, tzinfo=UTC))
+    assert (
+        req.tags["dagster/asset_partition_range_start"],
+        req.tags["dagster/asset_partition_range_end"],
+    ) == (
+        "2026-11-28",
+        "2026-11-30",
+    )
 
 
 def test_partition_key_is_exact_at_window_edges():
     assert partition_key_for(datetime(2026, 1, 1, 4, 0, tzinfo=UTC)) == "2026-01-01-04:00"
     assert partition_key_for(datetime(2026, 1, 1, 3, 59, 59, 999999, tzinfo=UTC)) == "2026-01-01-00:00"
     assert partition_key_for(datetime(2026, 1, 1, 3, 59, 59, 999000, tzinfo=UTC)) == "2026-01-01-00:00"
+
+
+def test_relative_paths_resolve_against_the_pipeline_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("VTEX_PIPELINE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_integrations({"VTEX_ACCOUNT": "a"}, dotenv=False)[0]
+    assert cfg.duckdb_path == str(tmp_path / "home" / "data" / "vtex.duckdb")
+    absolute = load_integrations({"VTEX_ACCOUNT": "a", "VTEX_PIPELINE_DUCKDB": "/srv/x.duckdb"}, dotenv=False)
+    assert absolute[0].duckdb_path == "/srv/x.duckdb"
 
 
 def test_integrations_yaml(tmp_path):
@@ -108,6 +161,7 @@ def test_integrations_yaml(tmp_path):
         ("store_a", "a", ["1"], "VTEX_APP_KEY"),
         ("store_b", "b", None, "B_KEY"),
     ]
+    assert cfgs[0].duckdb_path == str(tmp_path / "data" / "a.duckdb")  # relative to the file's folder
 
 
 def test_export_is_left_out_when_icomm_is_not_configured():
@@ -118,14 +172,18 @@ def test_export_is_left_out_when_icomm_is_not_configured():
     assert "vtex_icomm" not in defs.resources
 
 
-def test_sensor_requests_a_day_once_its_last_window_is_synced(tmp_path):
+def test_sensor_requests_a_day_once_it_is_synced_past_its_end():
     defs = _defs("vtex")
     sensor = defs.resolve_sensor_def("vtex_profile_after_sync")
     instance = dg.DagsterInstance.ephemeral()
     day = (datetime.now(UTC) - timedelta(days=1)).date()
-    last = partition_key_for(datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=20))
-    for name in ("raw_orders", "raw_customers"):
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["vtex", name], partition=last))
-    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-    requests = list(sensor.evaluate_tick(ctx).run_requests)
-    assert [r.partition_key for r in requests] == [day.isoformat()]
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+    def requested() -> list[str | None]:
+        ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        return [r.partition_key for r in sensor.evaluate_tick(ctx).run_requests]
+
+    _synced(instance, day.isoformat(), midnight - timedelta(hours=3, minutes=50))  # refreshed at 20:10
+    assert requested() == []
+    _synced(instance, day.isoformat(), midnight)  # the 00:10 tick synced the day's last window
+    assert requested() == [day.isoformat()]

@@ -24,6 +24,7 @@ from vtex_pipeline.icomm.client import ContactResult, IcommAuthError, IcommClien
 from vtex_pipeline.icomm.delta import ExportPlan, ensure_tables, plan_export
 from vtex_pipeline.icomm.fields import FieldMapping
 from vtex_pipeline.icomm.settings import IcommSettings
+from vtex_pipeline.paths import resolve_path
 
 log = logging.getLogger("vtex_pipeline.icomm")
 
@@ -193,7 +194,7 @@ def run_export(
         c["skipped_no_email"],
     )
     if dry_run:
-        out = Path(dry_run_dir or settings.dry_run_dir)
+        out = resolve_path(dry_run_dir or settings.dry_run_dir)
         report.batches = _write_dry_run(plan, conn, settings, out)
         report.dry_run_dir = str(out)
         summary = {

@@ -1,6 +1,7 @@
 """Which profile columns go to icomm, under which field names, and how each value is written (spec §5).
 
-The mapping lives in a YAML file the operator edits (`config/icomm_fields.yaml`): icomm only accepts
+The mapping lives in a YAML file the operator edits (a copy of the packaged `icomm_fields.yaml`,
+`vtex-pipeline fields` prints it): icomm only accepts
 the field names of the target profile, and those are chosen by whoever created the profile.
 Values are formatted twice, identically: in Python (`format_value`, for single contacts and as the
 readable reference) and in SQL (`sql_format_expr`, so a million profiles are formatted and hashed by
@@ -14,10 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from vtex_pipeline.paths import resolve_path
 
 Format = Literal["text", "date", "amount", "int", "list", "bool"]
 FORMATS: tuple[str, ...] = ("text", "date", "amount", "int", "list", "bool")
@@ -113,11 +117,15 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,100}$")
 _COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def packaged_mapping_file() -> Path:
+    """The default mapping shipped with the package (copy it to start your own)."""
+    return Path(str(files("vtex_pipeline.icomm") / "icomm_fields.yaml"))
+
+
 def load_mapping(path: str | Path | None = None) -> FieldMapping:
-    """Read the operator's mapping file; `None` (or a missing default file) gives the defaults."""
-    if path is None:
-        return default_mapping()
-    p = Path(path)
+    """Read the operator's mapping file (relative to the pipeline home); `None` or `""` reads the
+    mapping shipped with the package."""
+    p = resolve_path(path) if path else packaged_mapping_file()
     if not p.exists():
         raise MappingError(f"icomm field mapping file {p} does not exist")
     try:

@@ -26,7 +26,7 @@ class IcommSettings(BaseModel):
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     retry_after_max: float = 300.0
-    fields_file: str = "config/icomm_fields.yaml"
+    fields_file: str = Field(default="", description="empty: the mapping shipped with the package")
     dry_run_dir: str = "data/icomm-dry-run"
     export_days_since: bool = True
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from vtex_pipeline.partitions import partition_key_for, window_start
+from vtex_pipeline.partitions import window_start
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline_tests.helpers import (
     all_keys,
@@ -38,14 +38,16 @@ def test_window_over_3000_orders_and_10000_customers_arrive_exactly_once(start_s
     fixture = generate_store(customers=10_200, orders=1_500, seed=3, bursts=[(burst, 3_100)], span_days=40)
     store = start_store(fixture)
     cfg = vtex_env(store.url, start_date=_recent_start())
-    key = partition_key_for(burst)
+    key = burst.date().isoformat()  # the day partition holding the burst
 
     result = materialize_raw(cfg, partition_key=key)
 
     start, end = window_of(key)
     expected = orders_created_in(fixture, start, end, now)
     assert len(expected) > 3_000  # beyond the list's 30-page cap: the window must be split
-    got = query(cfg, "SELECT order_id FROM raw_orders WHERE partition_key = ?", [key])
+    got = query(
+        cfg, "SELECT order_id FROM raw_orders WHERE creation_date >= ? AND creation_date < ?", [start, end]
+    )
     assert sorted(r[0] for r in got) == sorted(expected)
     assert query(cfg, "SELECT count(*), count(DISTINCT order_id) FROM raw_orders")[0] == (
         len(expected),
@@ -74,7 +76,7 @@ def test_full_history_in_one_run_matches_the_store(start_store, vtex_env):
     result = materialize_raw(cfg, first=keys[0], last=keys[-1], instance=instance)
 
     runs = instance.get_runs()
-    assert len(runs) == 1  # ~4,400 partitions, one run
+    assert len(runs) == 1  # ~760 day partitions, one run
     stats = store.stats()
     assert query(cfg, "SELECT count(*) FROM raw_orders")[0][0] == stats["orders_listable"]
     assert dict(query(cfg, "SELECT status, count(*) FROM raw_orders GROUP BY 1")) == stats["orders_by_status"]
@@ -128,7 +130,7 @@ def test_rerun_changes_nothing_and_a_later_cancellation_is_picked_up(start_store
     store.set_status(order_id, "canceled")
     n_before = query(cfg, "SELECT count(*) FROM raw_orders")[0][0]
 
-    result = materialize_raw(cfg, partition_key=keys[-1])  # the next 4-hourly sync
+    result = materialize_raw(cfg, partition_key=keys[-1])  # today's day, synced whole
 
     assert query(cfg, "SELECT status, partition_key FROM raw_orders WHERE order_id = ?", [order_id]) == [
         ("canceled", pkey)
@@ -139,6 +141,33 @@ def test_rerun_changes_nothing_and_a_later_cancellation_is_picked_up(start_store
     meta = _mat_metadata(result, "raw_orders")
     assert meta["sync/lookback_changed"] == 1
     assert status != "canceled"
+
+
+def test_a_refresh_fetches_only_what_is_new_since_the_last_sync(start_store, vtex_env):
+    """The schedule's 4-hourly refresh of today's partition starts at the last synced window, not at
+    midnight: a day refreshed six times has each order fetched once."""
+    now = datetime.now(UTC)
+    fixture = generate_store(customers=150, orders=900, seed=21, span_days=6, now=now)  # orders up to now
+    store = start_store(fixture)
+    cfg = vtex_env(store.url, start_date=_recent_start(8))
+    keys = all_keys(cfg)
+    materialize_raw(cfg, first=keys[0], last=keys[-1])
+    mark = query(cfg, "SELECT watermark FROM sync_state WHERE source = 'orders'")[0][0]
+    before = query(cfg, "SELECT count(*) FROM raw_orders")[0][0]
+
+    result = materialize_raw(cfg, partition_key=keys[-1], incremental=True)
+
+    meta = _mat_metadata(result, "raw_orders")
+    resumed = window_start(mark - timedelta(microseconds=1))
+    assert datetime.fromisoformat(meta["synced_from"]) == resumed
+    assert meta["sync/orders_listed"] == len(
+        orders_created_in(fixture, resumed, now + timedelta(hours=4), now)
+    )
+    assert meta["sync/orders_listed"] < len(orders_created_in(fixture, *window_of(keys[-1]), now)) or (
+        resumed == window_of(keys[-1])[0]
+    )
+    assert datetime.fromisoformat(meta["synced_until"]) >= mark
+    assert query(cfg, "SELECT count(*) FROM raw_orders")[0][0] == before
 
 
 def test_429_storm_slows_the_sync_without_losing_a_record(start_store, vtex_env):

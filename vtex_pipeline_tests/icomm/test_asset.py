@@ -18,7 +18,6 @@ from vtex_pipeline.icomm.settings import IcommSettings, icomm_settings_from_env
 from vtex_pipeline_tests.icomm.conftest import API_KEY, PROFILE, IcommSim
 from vtex_pipeline_tests.icomm.profiles import create_profile_table, insert_profiles, profile_row
 
-REPO = Path(__file__).resolve().parents[2]
 SECRETS = (API_KEY, base64.b64encode(f"{API_KEY}:".encode()).decode())
 
 
@@ -34,7 +33,7 @@ def setup(tmp_path: Path, sim: IcommSim, monkeypatch: pytest.MonkeyPatch, **kw: 
         profile_key=PROFILE,
         batch_size=4,
         requests_per_second=1000,
-        fields_file=str(REPO / "config" / "icomm_fields.yaml"),
+        fields_file="",
         dry_run_dir=str(tmp_path / "dry"),
         **kw,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -18,12 +17,11 @@ from vtex_pipeline.icomm.fields import (
     join_list,
     load_mapping,
     mapping_from_dict,
+    packaged_mapping_file,
     sql_format_expr,
     sql_list_join_expr,
 )
 from vtex_pipeline_tests.icomm.profiles import create_profile_table, insert_profiles, profile_row
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_dates_are_dd_mm_yyyy() -> None:
@@ -93,7 +91,7 @@ def test_contact_payload_shape() -> None:
 
 
 def test_default_file_is_every_column_upper_cased() -> None:
-    mapping = load_mapping(REPO / "config" / "icomm_fields.yaml")
+    mapping = load_mapping(packaged_mapping_file())
     assert mapping == default_mapping()
     assert len(mapping.exported) == 58
     assert all(f.key == f.column.upper() for f in mapping.fields)

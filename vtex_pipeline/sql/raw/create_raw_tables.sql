@@ -1,6 +1,7 @@
 -- Raw layer: one table per VTEX record type, typed columns beside the full JSON of each record
 -- (so a new attribute needs no re-fetch). Timestamps are TIMESTAMPTZ in UTC; money in integer cents.
--- partition_key is the 4-hour UTC window ("YYYY-MM-DD-HH:MM") the record belongs to.
+-- partition_key is the 4-hour UTC window ("YYYY-MM-DD-HH:MM") the record belongs to (the sync works in
+-- 4-hour windows; Dagster partitions are UTC days).
 
 CREATE TABLE IF NOT EXISTS raw_customers (
     customer_id          VARCHAR PRIMARY KEY,   -- CL document id

@@ -1,0 +1,156 @@
+"""`vtex-pipeline doctor`: is this deployment able to run the pipeline? Each check says what it looked
+at and, when it fails, what to change. No Dagster run is started and nothing is written but a probe."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.instance import PLANNED_EVENTS_ENV, describe_storage
+
+# Every data file the pipeline reads at run time, relative to the package.
+PACKAGE_FILES = (
+    "sql/raw/create_raw_tables.sql",
+    "sql/marts/customer_profile.sql",
+    "sql/seeds/rfm_segments.csv",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_instance(instance, planned_events: str | None = None) -> list[Check]:
+    """Storage reachable, the `duckdb` pool limited to 1, run monitoring freeing slots of dead runs."""
+    checks = []
+    try:
+        instance.get_runs(limit=1)
+        checks.append(
+            Check("instance storage", True, f"{describe_storage(instance)} at {instance.root_directory}")
+        )
+    except Exception as exc:  # any storage error: the message names the database
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [Check("instance storage", False, f"cannot read runs: {first}")]
+    pools = instance.get_concurrency_config().pool_config
+    limit = pools.default_pool_limit
+    effective = limit
+    if effective is None:  # no default: a limit set with `dagster instance concurrency set duckdb 1`?
+        try:
+            effective = instance.event_log_storage.get_concurrency_info("duckdb").slot_count
+        except Exception:  # storages without global concurrency
+            effective = None
+    checks.append(
+        Check(
+            "pool duckdb",
+            effective == 1,
+            f"limit {effective}"
+            if effective == 1
+            else "DuckDB allows one writer per file: set `concurrency: pools: default_limit: 1` in dagster.yaml",
+        )
+    )
+    monitoring = instance.run_monitoring_enabled
+    free_after = (instance.run_monitoring_settings or {}).get("free_slots_after_run_end_seconds")
+    checks.append(
+        Check(
+            "run monitoring",
+            bool(monitoring and free_after),
+            f"on, slots of ended runs freed after {free_after} s"
+            if monitoring and free_after
+            else "set `run_monitoring: {enabled: true, free_slots_after_run_end_seconds: 60}`: a cancelled or "
+            "killed run would otherwise hold the DuckDB slot forever",
+        )
+    )
+    planned = (planned_events or "").lower() in ("1", "true", "yes")
+    checks.append(
+        Check(
+            "range runs",
+            planned,
+            "one planned event per asset"
+            if planned
+            else f"set {PLANNED_EVENTS_ENV}=true for the webserver and "
+            "daemon: without it a two-year backfill writes one planned event per day and asset first",
+        )
+    )
+    return checks
+
+
+def check_duckdb(cfg: IntegrationConfig) -> list[Check]:
+    """The file opens for writing (no other process holds it) and its disk can hold a second copy."""
+    path = Path(cfg.duckdb_path)
+    name = f"{cfg.name}: DuckDB file"
+    checks = []
+    if path.exists():
+        try:
+            duckdb.connect(str(path)).close()
+            checks.append(Check(name, True, f"{path} opens for writing"))
+        except duckdb.Error as exc:
+            text = str(exc)
+            pid = re.search(r"PID (\d+)", text)
+            why = f"locked by process {pid.group(1)}" if pid else text.splitlines()[0]
+            checks.append(Check(name, False, f"{path}: {why}"))
+        size = path.stat().st_size + (
+            path.with_name(path.name + ".wal").stat().st_size
+            if path.with_name(path.name + ".wal").exists()
+            else 0
+        )
+    else:
+        parent = path.parent
+        while not parent.exists():
+            parent = parent.parent
+        try:
+            tempfile.TemporaryFile(dir=parent).close()
+            checks.append(Check(name, True, f"{path} will be created ({parent} is writable)"))
+        except OSError as exc:
+            checks.append(Check(name, False, f"cannot create {path}: {exc.strerror} in {parent}"))
+        size = 0
+    probe = path if path.exists() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    checks.append(
+        Check(
+            f"{cfg.name}: disk space",
+            free >= size,
+            f"{free / 1e9:.1f} GB free, file {size / 1e9:.2f} GB (a rewrite may need its size again)",
+        )
+    )
+    return checks
+
+
+def check_package_files() -> list[Check]:
+    """The SQL, seed and default mappings ship in the package (or in the operator's overrides)."""
+    from vtex_pipeline.icomm.fields import packaged_mapping_file
+    from vtex_pipeline.warehouse.sql_files import sql_dir
+
+    base = sql_dir()
+    missing = [f for f in PACKAGE_FILES if not (base / f.removeprefix("sql/")).is_file()]
+    n_sql = len(list(base.rglob("*.sql"))) if base.is_dir() else 0
+    mapping = packaged_mapping_file()
+    checks = [
+        Check(
+            "SQL files",
+            not missing and n_sql > 0,
+            f"{n_sql} files in {base}" if not missing else f"missing in {base}: {', '.join(missing)}",
+        ),
+        Check("icomm field mapping", mapping.is_file(), str(mapping)),
+    ]
+    return checks
+
+
+def run_checks(
+    integrations: list[IntegrationConfig], instance, planned_events: str | None = None
+) -> list[Check]:
+    """`planned_events`: the value of PLANNED_EVENTS_ENV in the environment the operator gave."""
+    checks = check_package_files() + check_instance(instance, planned_events)
+    for cfg in integrations:
+        checks += check_duckdb(cfg)
+    return checks
