@@ -111,6 +111,13 @@ class IntegrationConfig(BaseModel):
     def sales_channel_set(self) -> set[str] | None:
         return set(self.sales_channels) if self.sales_channels else None
 
+    @property
+    def pool(self) -> str:
+        """Dagster concurrency pool of every asset and check that opens this integration's DuckDB file.
+        With `pools.default_limit: 1` one step writes a file at a time, while other accounts (other
+        files, other pools) run side by side up to the instance's run limit."""
+        return f"duckdb_{self.name}"
+
     def resource_key(self, kind: str) -> str:
         """Dagster resource key of this integration's `kind` ("duckdb", "vtex", ...)."""
         return f"{self.name}_{kind}"
@@ -196,4 +203,8 @@ def load_integrations(
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: integration names must be unique, got {names}")
+    files = [str(Path(c.duckdb_path).resolve()) for c in configs]
+    shared = sorted({f for f in files if files.count(f) > 1})
+    if shared:  # one pool per integration serializes one file only if no two integrations share it
+        raise ConfigError(f"{path}: each integration needs its own duckdb_path; shared: {', '.join(shared)}")
     return configs

@@ -64,7 +64,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
 def build_definitions(integrations: list[IntegrationConfig] | None = None) -> dg.Definitions:
     integrations = integrations if integrations is not None else load_integrations()
     merged = dg.Definitions.merge(*(integration_definitions(cfg) for cfg in integrations))
-    # One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb").
+    # One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>").
     return dg.Definitions.merge(merged, dg.Definitions(executor=dg.in_process_executor))
 
 

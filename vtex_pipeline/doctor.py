@@ -3,6 +3,7 @@ at and, when it fails, what to change. No Dagster run is started and nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -29,8 +30,11 @@ class Check:
     detail: str
 
 
-def check_instance(instance, planned_events: str | None = None) -> list[Check]:
-    """Storage reachable, the `duckdb` pool limited to 1, run monitoring freeing slots of dead runs."""
+def check_instance(
+    instance, planned_events: str | None = None, pools: tuple[str, ...] = ("duckdb_vtex",)
+) -> list[Check]:
+    """Storage reachable, every integration's `duckdb_<name>` pool limited to 1, run monitoring freeing
+    slots of dead runs."""
     checks = []
     try:
         instance.get_runs(limit=1)
@@ -40,23 +44,23 @@ def check_instance(instance, planned_events: str | None = None) -> list[Check]:
     except Exception as exc:  # any storage error: the message names the database
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return [Check("instance storage", False, f"cannot read runs: {first}")]
-    pools = instance.get_concurrency_config().pool_config
-    limit = pools.default_pool_limit
-    effective = limit
-    if effective is None:  # no default: a limit set with `dagster instance concurrency set duckdb 1`?
-        try:
-            effective = instance.event_log_storage.get_concurrency_info("duckdb").slot_count
-        except Exception:  # storages without global concurrency
-            effective = None
-    checks.append(
-        Check(
-            "pool duckdb",
-            effective == 1,
-            f"limit {effective}"
-            if effective == 1
-            else "DuckDB allows one writer per file: set `concurrency: pools: default_limit: 1` in dagster.yaml",
+    default = instance.get_concurrency_config().pool_config.default_pool_limit
+    for pool in pools:
+        effective = default
+        # the pool's own limit (`dagster instance concurrency set <pool> 1`), else the default; storages
+        # without global concurrency raise
+        with contextlib.suppress(Exception):
+            effective = instance.event_log_storage.get_concurrency_info(pool).limit
+        checks.append(
+            Check(
+                f"pool {pool}",
+                effective == 1,
+                f"limit {effective}"
+                if effective == 1
+                else f"limit {effective}: DuckDB allows one writer per file; set `concurrency: pools: "
+                "default_limit: 1` in dagster.yaml",
+            )
         )
-    )
     monitoring = instance.run_monitoring_enabled
     free_after = (instance.run_monitoring_settings or {}).get("free_slots_after_run_end_seconds")
     checks.append(
@@ -150,7 +154,8 @@ def run_checks(
     integrations: list[IntegrationConfig], instance, planned_events: str | None = None
 ) -> list[Check]:
     """`planned_events`: the value of PLANNED_EVENTS_ENV in the environment the operator gave."""
-    checks = check_package_files() + check_instance(instance, planned_events)
+    pools = tuple(cfg.pool for cfg in integrations)
+    checks = check_package_files() + check_instance(instance, planned_events, pools)
     for cfg in integrations:
         checks += check_duckdb(cfg)
     return checks

@@ -44,7 +44,7 @@ def test_definitions_snapshot():
     assert sorted(defs.resources) == ["vtex_duckdb", "vtex_icomm", "vtex_vtex"]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.pools == {"duckdb"}, key
+        assert node.pools == {"duckdb_vtex"}, key
         assert node.freshness_policy is not None, key
         if key.path[-1] in (
             "raw_catalog",

@@ -29,7 +29,7 @@ def build_dashboard_assets(
     @dg.asset(
         key=dg.AssetKey([cfg.name, "dashboard"]),
         deps=[dg.AssetKey([cfg.name, "raw_orders"]), dg.AssetKey([cfg.name, "customer_profile"])],
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key},
         group_name=f"{cfg.name}_dashboard",
         kinds={"duckdb", "sql", "html"},

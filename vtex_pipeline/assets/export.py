@@ -31,7 +31,7 @@ def build_export_assets(cfg: IntegrationConfig, settings: IcommSettings) -> list
         deps=[dg.AssetKey([cfg.name, "customer_profile"])],
         group_name=f"{cfg.name}_export",
         kinds={"icomm", "duckdb"},
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key, icomm_key},
         description=(
             "Contacts in the icomm profile: every customer with a deliverable e-mail whose exported values "

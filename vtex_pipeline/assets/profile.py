@@ -71,7 +71,7 @@ def build_profile_assets(
         deps=[dg.AssetKey([cfg.name, n]) for n in ("raw_customers", "raw_orders", "raw_catalog")],
         partitions_def=daily_partitions(cfg.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key},
         group_name=f"{cfg.name}_profile",
         kinds={"duckdb", "sql"},
@@ -124,7 +124,7 @@ def build_profile_assets(
         return dg.asset_check(
             asset=asset_key,
             name=name,
-            pool="duckdb",
+            pool=cfg.pool,
             required_resource_keys={duck_key},
             blocking=blocking,
             description=description,

@@ -1,6 +1,6 @@
 """Raw VTEX assets, partitioned by UTC day, refreshed every 4 hours and backfilled in a single run.
 
-Each asset opens the integration's DuckDB file (`pool="duckdb"`: one writer at a time), runs a sync
+Each asset opens the integration's DuckDB file (`pool=cfg.pool`, one per file: one writer at a time), runs a sync
 pass from `vtex_pipeline.sync` over the run's time window, and reports what it did, including
 `synced_until`: a day partition refreshed at 08:10 holds that day's data up to 08:10.
 
@@ -47,7 +47,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     common = dict(
         partitions_def=parts,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key, vtex_key},
     )
 
@@ -143,7 +143,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
         key=key("raw_customers"),
         group_name=group,
         kinds={"duckdb", "vtex"},
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key, vtex_key},
         description=(
             "Master Data CL documents created or updated since the last sync (everything on the first); "
@@ -176,7 +176,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
         group_name=group,
         kinds={"duckdb", "vtex"},
         deps=[key("raw_orders")],
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key, vtex_key},
         description=(
             "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
@@ -207,7 +207,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     @dg.asset_check(
         asset=key("raw_orders"),
         name="items_belong_to_orders",
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key},
         blocking=True,
         description="Every item row has its order, and every order's item_count matches its items.",
@@ -231,7 +231,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     @dg.asset_check(
         asset=key("raw_orders"),
         name="few_rejected_orders",
-        pool="duckdb",
+        pool=cfg.pool,
         required_resource_keys={duck_key},
         description="Warns when orders were set aside as malformed or unfetchable (see raw_rejected_records).",
     )

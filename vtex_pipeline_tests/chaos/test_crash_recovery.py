@@ -23,7 +23,7 @@ def _dead_pid() -> int:
 def test_a_dead_runs_pool_slot_is_released_and_a_live_one_kept() -> None:
     with dg.instance_for_test() as instance:
         storage = instance.event_log_storage
-        storage.set_concurrency_slots("duckdb", 1)
+        storage.set_concurrency_slots("duckdb_vtex", 1)
         host = socket.gethostname()
         dead = create_run_for_test(
             instance,
@@ -37,11 +37,11 @@ def test_a_dead_runs_pool_slot_is_released_and_a_live_one_kept() -> None:
             status=dg.DagsterRunStatus.STARTED,
             tags={PID_TAG: str(os.getppid()), HOST_TAG: host},
         )
-        assert storage.claim_concurrency_slot("duckdb", dead.run_id, "vtex__raw_orders").is_claimed
+        assert storage.claim_concurrency_slot("duckdb_vtex", dead.run_id, "vtex__raw_orders").is_claimed
 
         assert release_dead_runs(instance) == [dead.run_id]
 
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
-        assert storage.get_concurrency_info("duckdb").active_slot_count == 0
+        assert storage.get_concurrency_info("duckdb_vtex").active_slot_count == 0
         assert release_dead_runs(instance) == []
