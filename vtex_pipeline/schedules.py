@@ -19,6 +19,12 @@ from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import WINDOW, end_of_day_utc, partition_key_for, window_start
 
 SYNC_CRON = "10 */4 * * *"
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 SENSOR_INTERVAL_SECONDS = 300
 
 
@@ -89,6 +95,11 @@ def raw_sync_schedule(cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefiniti
         ),
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
+        busy = context.instance.get_run_records(
+            dg.RunsFilter(job_name=job.name, statuses=IN_PROGRESS), limit=1
+        )
+        if busy:  # a long first sync: the next tick after it catches up from where it ended
+            return dg.SkipReason(f"run {busy[0].dagster_run.run_id} of {job.name} is still in progress")
         now = context.scheduled_execution_time.astimezone(UTC)
         rng = catch_up_range(context.instance, cfg, now)
         if rng is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+from dagster._core.test_utils import create_run_for_test
 
 from vtex_pipeline.assets.raw import INCREMENTAL_TAG
 from vtex_pipeline.config import IntegrationConfig, load_integrations
@@ -123,6 +124,16 @@ def _catch_up(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     # Once yesterday is synced to its end, 04:10 moves on to the new day.
     _synced(instance, "2026-11-27", datetime(2026, 11, 28, 0, 10, tzinfo=UTC))
     assert _tick(defs, instance, datetime(2026, 11, 28, 4, 10, tzinfo=UTC)).partition_key == "2026-11-28"
+    # A sync still running (a long first sync): the tick skips instead of queueing a second one.
+    running = create_run_for_test(instance, job_name="vtex_raw_sync", status=dg.DagsterRunStatus.STARTED)
+    schedule = defs.resolve_schedule_def("vtex_raw_sync_every_4h")
+    ctx = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime(2026, 11, 28, 8, 10, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    assert "still in progress" in (schedule.evaluate_tick(ctx).skip_message or "")
+    instance.report_run_failed(running)
     # The daemon was down for two days: one run from the last day not fully synced.
     req = _tick(defs, instance, datetime(2026, 11, 30, 16, 10, tzinfo=UTC))
     assert (
