@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.run import _json_tail
+
 CUSTOMERS, ORDERS, SPAN_DAYS, SEED = 161, 348, 730, 7
 APP_KEY, APP_TOKEN = "vtexappkey-bench-FIRST", "bench-token-not-a-secret"
 SQLITE_TARGET_SECONDS = 60
@@ -244,15 +246,6 @@ def measure(kind: str) -> dict[str, Any]:
             "runs": runs,
             PLANNED_EVENTS_ENV: os.environ.get(PLANNED_EVENTS_ENV),
         }
-
-
-def _json_tail(text: str) -> dict[str, Any]:
-    start = text.index("{")
-    while True:
-        try:
-            return json.loads(text[start:])
-        except json.JSONDecodeError:
-            start = text.index("{", start + 1)
 
 
 def run(kinds: list[str]) -> dict[str, Any]:

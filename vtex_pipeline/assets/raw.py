@@ -120,6 +120,9 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
                 **kw,
             )
             report.api = client.stats.snapshot()
+            # Orders: how far this run's days go. Customers (not partitioned): the watermark, which never
+            # moves back, so a backfill of old days does not make today look unsynced to the sensor.
+            synced_until = min(end, now) if source == "orders" else get_watermark(conn, source)
             report_meta = report_metadata(report)
             if lean(context):  # copied onto every day of the range: the log line keeps the full report
                 context.log.info(f"{source} sync report: {report_meta}")
@@ -129,7 +132,7 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
                 **report_meta,
                 "window": label,
                 "synced_from": start.isoformat(),
-                "synced_until": min(end, now).isoformat(),
+                "synced_until": synced_until.isoformat(),
                 "duckdb_file": cfg.duckdb_path,
             }
             for other in also:

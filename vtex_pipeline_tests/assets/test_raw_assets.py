@@ -169,6 +169,14 @@ def test_a_refresh_fetches_only_what_is_new_since_the_last_sync(start_store, vte
     assert datetime.fromisoformat(meta["synced_until"]) >= mark
     assert query(cfg, "SELECT count(*) FROM raw_orders")[0][0] == before
 
+    # Re-syncing an old day whole: that day says how far it goes, customers keep their watermark (what
+    # the profile sensor reads), so today does not look unsynced afterwards.
+    customers_until = datetime.fromisoformat(_mat_metadata(result, "raw_customers")["synced_until"])
+    old = materialize_raw(cfg, partition_key=keys[0])
+    assert datetime.fromisoformat(_mat_metadata(old, "raw_orders")["synced_until"]) == window_of(keys[0])[1]
+    assert datetime.fromisoformat(_mat_metadata(old, "raw_customers")["synced_until"]) >= customers_until
+    assert query(cfg, "SELECT count(*) FROM raw_orders")[0][0] == before
+
 
 def test_429_storm_slows_the_sync_without_losing_a_record(start_store, vtex_env):
     fixture = generate_store(customers=200, orders=600, seed=8, span_days=40)
