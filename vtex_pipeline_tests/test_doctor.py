@@ -70,3 +70,13 @@ def test_an_instance_without_pools_or_run_monitoring_fails(env: Path, monkeypatc
     assert "default_limit: 1" in out
     assert "free_slots_after_run_end_seconds" in out
     assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true" in out
+
+
+def test_the_checkout_dagster_yaml_matches_the_packaged_instance_config():
+    """`dagster dev` from the repository root reads ./dagster.yaml: the same settings as the package's."""
+    import yaml
+
+    from vtex_pipeline.instance import packaged_instance_yaml
+
+    root = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    assert yaml.safe_load(root.read_text()) == yaml.safe_load(packaged_instance_yaml())
