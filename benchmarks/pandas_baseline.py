@@ -25,7 +25,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from vtex_pipeline.profile.compute import PROFILE_COLUMNS, WINDOWS
+from vtex_pipeline.profile.compute import BASE_COLUMNS as PROFILE_COLUMNS  # predictions: not in pandas
+from vtex_pipeline.profile.compute import WINDOWS
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.sql_files import sql_dir
 

@@ -110,6 +110,28 @@ def profile_figures(db: Path, scale: float, tmp: Path) -> list[Figure]:
     ]  # fmt: skip
 
 
+def prediction_figures(db: Path, scale: float) -> list[Figure]:
+    """compute_predictions (summary SQL, fits, scoring, back-test) on purchases drawn from the models, and
+    on the generated store, whose generator has no dropout: there the fits are refused (at the bounds)."""
+    customers = str(int(1_000_000 * scale))
+    m = _json_tail(_py("benchmarks.predictions_scale", "--model-store", "--customers", customers))
+    g = _json_tail(_py("benchmarks.predictions_scale", "--db", str(db)))
+    return [
+        {"name": "predictions: fit + score", "value": m["fit_and_score_s"], "unit": "s", "baseline": None,
+         "target": 10, "op": "<=",
+         "note": f"{m['buyers']:,} buyers ({m['repeat_buyers']:,} repeat), {m['purchases']:,} purchase rows drawn "
+                 f"from MBG/NBD + Gamma-Gamma, {m['status']}; with the 90-day back-test {m['with_backtest_s']} s "
+                 f"(back-test off by {m['backtest']['share']:.1%})"},
+        {"name": "predictions: extra memory", "value": round(m["extra_rss_mb"] / 1024, 2), "unit": "GB",
+         "baseline": None, "target": 1, "op": "<=",
+         "note": "peak RSS during compute_predictions minus RSS before (summary SQL, fits, scores, back-test)"},
+        {"name": "predictions: on the generated store", "value": g["with_backtest_s"], "unit": "s",
+         "baseline": None, "target": None, "op": None,
+         "note": f"{g['buyers']:,} buyers, {g['status']} ({(g['reason'] or '')[:160]}); "
+                 f"extra {g['extra_rss_mb']} MB"},
+    ]  # fmt: skip
+
+
 def _met(f: Figure) -> bool | None:
     if f.get("target") is None or f.get("op") is None:
         return None
@@ -133,10 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: profile sync incremental export multi first_sync")  # fmt: skip
+                    help="subset: profile predictions sync incremental export multi multi_daemon first_sync")  # fmt: skip
     ap.add_argument("--db", help="reuse this generated store instead of a scratch one (it gets modified)")
     args = ap.parse_args(argv)
-    want = set(args.only or ["profile", "sync", "incremental", "export", "multi", "first_sync"])
+    want = set(
+        args.only
+        or ["profile", "predictions", "sync", "incremental", "export", "multi", "multi_daemon", "first_sync"]
+    )
     console = Console(width=max(Console().width, 160))
     figures: list[Figure] = []
     started = datetime.now(UTC)
@@ -161,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_") as tmpdir:
         tmp = Path(tmpdir)
         db = Path(args.db) if args.db else tmp / "store.duckdb"
-        if want & {"profile", "incremental", "export"} and not args.db:
+        if want & {"profile", "predictions", "incremental", "export"} and not args.db:
             console.log(f"generating the store at scale {args.scale} ...")
             console.log(generate(db, args.scale))
         if "profile" in want:
             collect("profile", lambda: profile_figures(db, args.scale, tmp))
+        if "predictions" in want:
+            collect("predictions", lambda: prediction_figures(db, args.scale))
         if "sync" in want:
             collect("sync", lambda: sync_throughput.figures(args.scale))
         if "incremental" in want:
@@ -174,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             collect("export", lambda: export_delta.figures(str(db)))
         if "multi" in want:
             collect("multi-account", lambda: multi_account.figures(args.scale))
+        if "multi_daemon" in want:  # N accounts synced by dagster-daemon on PostgreSQL (minutes)
+            from benchmarks import multi_account_daemon
+
+            collect("multi-account daemon", lambda: multi_account_daemon.figures(args.scale))
         if "first_sync" in want:  # the store of the deployment issue, whatever the scale
             collect("first sync", first_sync_overhead.figures)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import requests
 from rich.console import Console
 from rich.table import Table
@@ -47,6 +49,18 @@ def profile_counts(cfg: IntegrationConfig) -> dict[str, object]:
             "SELECT rfm_segment, count(*) FROM customer_profile GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()
         sent = conn.execute("SELECT count(*) FROM icomm_sent").fetchone()[0] if "icomm_sent" in tables else 0
+        predictions = None
+        if "clv_runs" in tables:
+            run = conn.execute(
+                """SELECT model, status, reason, backtest_status, backtest_reason, backtest_predicted,
+                          backtest_actual FROM clv_runs WHERE as_of = ?""",
+                [row[0]],
+            ).fetchone()
+            fits = conn.execute(
+                "SELECT model, params, log_likelihood, customers FROM clv_model WHERE as_of = ? ORDER BY 1",
+                [row[0]],
+            ).fetchall()
+            predictions = {"run": run, "fits": fits}
     return {
         "as_of": row[0],
         "customers": row[1],
@@ -54,7 +68,28 @@ def profile_counts(cfg: IntegrationConfig) -> dict[str, object]:
         "purchases": int(row[3] or 0),
         "segments": segments,
         "contacts_in_icomm": sent,
+        "predictions": predictions,
     }
+
+
+def _print_predictions(console: Console, predictions: dict | None) -> None:
+    if not predictions or not predictions["run"]:
+        return
+    model, status, reason, bt_status, bt_reason, bt_predicted, bt_actual = predictions["run"]
+    if status != "fitted":
+        console.print(f"predictions ({model}): {status}: {reason}")
+        return
+    for name, params, ll, n in predictions["fits"]:
+        values = ", ".join(f"{k} {v:.4g}" for k, v in json.loads(params).items())
+        console.print(f"predictions: {name} on {n:,} buyers: {values} (log-likelihood {ll:,.1f})")
+    if bt_status == "fitted":
+        off = f"{abs(bt_predicted - bt_actual) / bt_actual:.1%}" if bt_actual else "n/a"
+        console.print(
+            f"back-test: predicted {bt_predicted:,.1f} repeat purchase days over the last 90 days, "
+            f"actual {bt_actual:,} ({off} off)"
+        )
+    else:
+        console.print(f"back-test: {bt_status}: {bt_reason}")
 
 
 def print_summary(
@@ -122,6 +157,7 @@ def print_summary(
         for name, n in prof["segments"]:
             seg.add_row(name, f"{n:,}")
         console.print(seg)
+        _print_predictions(console, prof.get("predictions"))
         counts["profile"] = prof
     if icomm_url:
         try:

@@ -25,6 +25,7 @@ from vtex_pipeline.profile.compute import (
     run_sql_file,
     sql_parameters,
 )
+from vtex_pipeline.profile.predictions import backtest_table, prediction_metadata
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
 
@@ -41,6 +42,10 @@ class ProfileRunConfig(dg.Config):
     f_thresholds: list[int] | None = None
     resolution_warn_threshold: float | None = None
     history_days: int | None = None
+    clv_model: str | None = None
+    prediction_min_buyers: int | None = None
+    prediction_min_repeat_buyers: int | None = None
+    backtest_warn_share: float | None = None
 
 
 def _segment_table(segments: dict[str, int]) -> str:
@@ -78,7 +83,9 @@ def build_profile_assets(
         description=(
             "One row per customer as of the partition date D (profile-attributes.md): purchase dates, "
             "windows 30/60/90/180/360/360+ (orders, amounts, products, categories, coupons, RFM), last "
-            "purchase, RFM group and segment. Also appends customer_profile_history for that date."
+            "purchase, RFM group and segment, predictions (p_alive, expected orders, CLV, churn risk; "
+            "docs/predictions.md). Also appends customer_profile_history and clv_model / clv_runs / "
+            "clv_backtest for that date."
         ),
     )
     def customer_profile(context: dg.AssetExecutionContext, config: ProfileRunConfig) -> dg.MaterializeResult:
@@ -117,6 +124,16 @@ def build_profile_assets(
                 "seconds": round(sum(r["seconds"] for r in results), 3),
                 "step_seconds": dg.MetadataValue.json(latest["steps"]),
             }
+        )
+        info = latest["predictions"]
+        for key, value in prediction_metadata(info).items():
+            meta[key] = dg.MetadataValue.json(value) if isinstance(value, dict) else value
+        if info["backtest"].get("weeks"):
+            meta["backtest/weeks"] = dg.MetadataValue.md(backtest_table(info["backtest"]["weeks"]))
+        context.log.info(
+            f"predictions ({info['model']}): {info['status']}"
+            + (f" ({info['reason']})" if info["reason"] else "")
+            + f", {info['seconds']}s"
         )
         return dg.MaterializeResult(metadata=meta)
 
@@ -286,8 +303,112 @@ def build_profile_assets(
             },
         )
 
+    @check(
+        "predictions_fit",
+        "The prediction models fitted (interior maximum, converged). Passes with 'skipped' when the store "
+        "is below the minimums; fails (ERROR, not blocking: the rest of the profile is sound and is exported, "
+        "prediction fields empty) when a fit was attempted and failed, with the reason.",
+    )
+    def predictions_fit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            row = conn.execute(
+                """SELECT as_of, model, status, reason, buyers, repeat_buyers FROM clv_runs
+                   WHERE as_of = (SELECT max(as_of) FROM customer_profile)"""
+            ).fetchone()
+            fits = (
+                conn.execute(
+                    "SELECT model, params, log_likelihood, customers FROM clv_model WHERE as_of = ? ORDER BY 1",
+                    [row[0]],
+                ).fetchall()
+                if row
+                else []
+            )
+        if row is None:
+            return dg.AssetCheckResult(passed=False, metadata={"error": "no predictions recorded"})
+        as_of, model, status, reason, buyers, repeat = row
+        meta: dict[str, Any] = {
+            "as_of": str(as_of),
+            "model": model,
+            "buyers": buyers,
+            "repeat_buyers": repeat,
+        }
+        if status == "skipped":
+            meta["skipped"] = reason
+        elif reason:
+            meta["reason"] = reason
+        for name, params, ll, customers in fits:
+            meta[f"{name}_params"] = dg.MetadataValue.json(json.loads(params))
+            meta[f"{name}_log_likelihood"] = round(ll, 3)
+            meta[f"{name}_customers"] = customers
+        return dg.AssetCheckResult(passed=status in ("fitted", "skipped"), metadata=meta)
+
+    @check(
+        "predictions_backtest",
+        "Warns when the model fitted as of D - 90 days mispredicts the repeat purchase days of (D - 90, D] "
+        "by more than the configured share (backtest_warn_share, default 20%).",
+    )
+    def predictions_backtest(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            row = conn.execute(
+                """SELECT c.as_of, c.backtest_status, c.backtest_reason, c.backtest_start,
+                          c.backtest_customers, c.backtest_predicted, c.backtest_actual,
+                          c.backtest_params, r.parameters
+                   FROM clv_runs c LEFT JOIN customer_profile_runs r ON r.as_of = c.as_of
+                   WHERE c.as_of = (SELECT max(as_of) FROM customer_profile)"""
+            ).fetchone()
+            weeks = (
+                conn.execute(
+                    """SELECT week, period_start, period_end, predicted, actual FROM clv_backtest
+                       WHERE as_of = ? ORDER BY week""",
+                    [row[0]],
+                ).fetchall()
+                if row
+                else []
+            )
+        if row is None:
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"error": "no back-test recorded"}
+            )
+        as_of, status, reason, start, customers, predicted, actual, params, run_params = row
+        threshold = (
+            json.loads(run_params or "{}")
+            .get("settings", {})
+            .get("backtest_warn_share", base.backtest_warn_share)
+        )
+        meta: dict[str, Any] = {"as_of": str(as_of), "threshold": threshold}
+        if status != "fitted":
+            meta["skipped" if status == "skipped" else "reason"] = reason
+            return dg.AssetCheckResult(
+                passed=status == "skipped", severity=dg.AssetCheckSeverity.WARN, metadata=meta
+            )
+        share = abs(predicted - actual) / actual if actual else None
+        meta.update(
+            {
+                "holdout": f"({start}, {as_of}]",
+                "customers": customers,
+                "predicted_N": round(predicted, 1),
+                "actual_M": actual,
+                "share": None if share is None else round(share, 4),
+                "params": dg.MetadataValue.json(json.loads(params)),
+                "weeks": dg.MetadataValue.md(
+                    backtest_table(
+                        [
+                            {"week": w, "period_start": a, "period_end": b, "predicted": p, "actual": n}
+                            for w, a, b, p, n in weeks
+                        ]
+                    )
+                ),
+            }
+        )
+        passed = share <= threshold if share is not None else predicted < 0.5
+        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata=meta)
+
     return [
         customer_profile,
+        predictions_fit,
+        predictions_backtest,
         one_row_per_customer,
         no_alias_emails,
         windows_never_shrink,

@@ -40,6 +40,7 @@ DASH_STEPS = (
     "dashboard/dash_top_items.sql",
     "dashboard/dash_segments.sql",
     "dashboard/dash_segment_transitions.sql",
+    "dashboard/dash_predictions.sql",
     "dashboard/dash_freshness.sql",
     "dashboard/dash_info.sql",
 )
@@ -50,6 +51,9 @@ DASH_TABLES = (
     "dash_top_items",
     "dash_segments",
     "dash_segment_transitions",
+    "dash_predictions",
+    "dash_backtest",
+    "dash_prediction_info",
     "dash_freshness",
 )
 SCRATCH_TABLES = ("dash_purchases", "dash_cancellations", "dash_previous_profile")
@@ -67,7 +71,36 @@ STAND_INS = {
     "NULL::VARCHAR AS rfm_group, NULL::VARCHAR AS rfm_segment WHERE false",
     "customer_profile_runs": "SELECT NULL::DATE AS as_of, NULL::TIMESTAMPTZ AS computed_at WHERE false",
     "icomm_sent": "SELECT NULL::VARCHAR AS email, NULL::TIMESTAMPTZ AS sent_at WHERE false",
+    "clv_backtest": "SELECT NULL::DATE AS as_of, NULL::INTEGER AS week, NULL::DATE AS period_start, "
+    "NULL::DATE AS period_end, NULL::DOUBLE AS predicted, NULL::BIGINT AS actual WHERE false",
+    "clv_runs": "SELECT NULL::DATE AS as_of, NULL::VARCHAR AS model, NULL::VARCHAR AS status, "
+    "NULL::VARCHAR AS reason, NULL::BIGINT AS buyers, NULL::VARCHAR AS backtest_status, "
+    "NULL::VARCHAR AS backtest_reason, NULL::DATE AS backtest_start, NULL::DOUBLE AS backtest_predicted, "
+    "NULL::BIGINT AS backtest_actual WHERE false",
 }
+PREDICTION_SOURCE_COLUMNS = ("p_alive", "expected_orders_365d", "predicted_clv_365d", "churn_risk")
+_PREDICTION_NULLS = (
+    "NULL::DOUBLE AS p_alive, NULL::DOUBLE AS expected_orders_365d, "
+    "NULL::DECIMAL(18, 2) AS predicted_clv_365d, NULL::VARCHAR AS churn_risk"
+)
+
+
+def _prediction_source(conn: duckdb.DuckDBPyConnection) -> None:
+    """TEMP view dash_prediction_source over customer_profile; NULL predictions when the profile was
+    computed before they existed (the dashboard may refresh before the first profile after an upgrade)."""
+    have = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'customer_profile'"
+        ).fetchall()
+    }
+    cols = (
+        ", ".join(PREDICTION_SOURCE_COLUMNS) if set(PREDICTION_SOURCE_COLUMNS) <= have else _PREDICTION_NULLS
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP VIEW dash_prediction_source AS "
+        f"SELECT rfm_group, rfm_segment, {cols} FROM customer_profile"
+    )
 
 
 def dashboard_path(cfg: IntegrationConfig) -> Path:
@@ -113,7 +146,7 @@ def _previous_profile(
         conn.execute(f"CREATE OR REPLACE TEMP TABLE dash_previous_profile AS {empty} WHERE false")
         return None, None
     previous = latest - timedelta(days=1)
-    compute_profile(conn, cfg, settings, previous, write=False, keep_intermediates=True)
+    compute_profile(conn, cfg, settings, previous, write=False, keep_intermediates=True, predict=False)
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE dash_previous_profile AS "
         f"SELECT customer_id, rfm_group, rfm_segment FROM temp.{RESULT_TABLE}"
@@ -154,6 +187,7 @@ def compute_kpis(
             "previous_source": previous_source,
             "integration": cfg.name,
         }
+        _prediction_source(conn)
         for rel in STAGING_STEPS:
             t0 = time.perf_counter()
             run_sql_file(conn, rel, params)
@@ -173,7 +207,7 @@ def compute_kpis(
         for t in SCRATCH_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
         drop_intermediates(conn)  # the staging tables and the name dictionary the profile SQL made
-        for t in stand_ins:
+        for t in (*stand_ins, "dash_prediction_source"):
             conn.execute(f"DROP VIEW IF EXISTS temp.{t}")
     return {
         "as_of": as_of,

@@ -64,6 +64,8 @@ def fmt(v: Any, kind: str = "text") -> str:
         return f"{v:,}"
     if kind == "share":
         return f"{v * 100:.1f}%"
+    if kind == "amount":
+        return f"{v:,.2f}"
     if kind == "hours":
         return f"{v:,.1f} h"
     if isinstance(v, datetime):
@@ -285,6 +287,106 @@ def _segments(info: dict[str, Any], segments: list[dict[str, Any]]) -> str:
     )
 
 
+def _predictions(
+    info: dict[str, Any], pinfo: dict[str, Any], by_segment: list[dict[str, Any]], weeks: list[dict[str, Any]]
+) -> str:
+    head = '<section id="predictions"><h2>Predictions <small>next 365 days, by segment</small></h2>'
+    if info["profile_as_of"] is None:
+        return (
+            head + _empty("predictions", "No profile yet: predictions come with the profile.") + "</section>"
+        )
+    if pinfo.get("status") != "fitted":
+        why = pinfo.get("reason") or "predictions not computed for this profile"
+        return (
+            head
+            + _empty("predictions", f"No predictions for the profile of {info['profile_as_of']}: {why}.")
+            + "</section>"
+        )
+    shown = [r for r in by_segment if r["predicted_customers"]]
+    fig = go.Figure(
+        go.Bar(
+            x=[float(r["expected_revenue_365d"] or 0) for r in shown],
+            y=[r["rfm_segment"] for r in shown],
+            orientation="h",
+            marker_color=COLORS[0],
+        )
+    )
+    fig.update_layout(title="Expected revenue of the next 365 days per segment")
+    fig.update_yaxes(autorange="reversed")
+    body = [
+        [
+            html.escape(r["rfm_group"]),
+            html.escape(r["rfm_segment"]),
+            kpi(f"prediction.{r['rfm_segment']}.customers", r["customers"], "int"),
+            kpi(f"prediction.{r['rfm_segment']}.expected_revenue_365d", r["expected_revenue_365d"], "amount"),
+            kpi(f"prediction.{r['rfm_segment']}.expected_orders_365d", r["expected_orders_365d"]),
+            kpi(f"prediction.{r['rfm_segment']}.avg_p_alive", r["avg_p_alive"], "share"),
+            kpi(f"prediction.{r['rfm_segment']}.churn_low", r["churn_low"], "int"),
+            kpi(f"prediction.{r['rfm_segment']}.churn_medium", r["churn_medium"], "int"),
+            kpi(f"prediction.{r['rfm_segment']}.churn_high", r["churn_high"], "int"),
+        ]
+        for r in by_segment
+    ]
+    out = (
+        head
+        + f"<p>Model {kpi('prediction.model', pinfo['model'])} fitted on "
+        + f"{kpi('prediction.buyers', pinfo['buyers'], 'int')} buyers, profile of {info['profile_as_of']}.</p>"
+        + '<div class="split">'
+        + _chart("expected_revenue", fig, height=max(360, 28 * len(shown) + 120))
+        + '<div class="scroll">'
+        + _table(
+            [
+                "Group",
+                "Segment",
+                "Customers",
+                "Revenue 365 d",
+                "Purchase days 365 d",
+                "Mean P(alive)",
+                "Churn low",
+                "Churn medium",
+                "Churn high",
+            ],  # fmt: skip
+            body,
+            numeric_from=2,
+        )
+        + "</div></div>"
+    )
+    out += "<h3>Back-test</h3>"
+    if pinfo.get("backtest_status") != "fitted" or not weeks:
+        why = pinfo.get("backtest_reason") or "no back-test for this profile"
+        return out + _empty("backtest", f"No back-test: {why}.") + "</section>"
+    bt = go.Figure()
+    bt.add_trace(go.Bar(x=[r["period_end"] for r in weeks], y=[r["actual"] for r in weeks], name="actual"))
+    bt.add_trace(
+        go.Scatter(x=[r["period_end"] for r in weeks], y=[r["predicted"] for r in weeks], name="predicted")
+    )
+    bt.update_layout(
+        title="Repeat purchase days per week: predicted as of the start vs actual",
+        legend=dict(orientation="h"),
+    )
+    rows_ = [
+        [
+            kpi(f"backtest.{r['week']}.week", r["week"]),
+            f"{r['period_start']} – {r['period_end']}",
+            kpi(f"backtest.{r['week']}.predicted", r["predicted"]),
+            kpi(f"backtest.{r['week']}.actual", r["actual"], "int"),
+        ]
+        for r in weeks
+    ]
+    return (
+        out
+        + f"<p>Fitted on the purchases up to {pinfo['backtest_start']}: predicted "
+        + f"{kpi('backtest.predicted', pinfo['backtest_predicted'])} repeat purchase days since, actual "
+        + f"{kpi('backtest.actual', pinfo['backtest_actual'], 'int')} (off by "
+        + f"{kpi('backtest.share', pinfo['backtest_share'], 'share')}).</p>"
+        + '<div class="split">'
+        + _chart("backtest", bt)
+        + '<div class="scroll">'
+        + _table(["Week", "Days", "Predicted", "Actual"], rows_, numeric_from=2)
+        + "</div></div></section>"
+    )
+
+
 def _transitions(info: dict[str, Any], transitions: list[dict[str, Any]]) -> str:
     head = '<section id="transitions"><h2>Segment transitions</h2>'
     if info["profile_as_of"] is None:
@@ -412,6 +514,9 @@ def render_html(conn: duckdb.DuckDBPyConnection) -> str:
     segments = rows(conn, "SELECT * FROM dash_segments")
     transitions = rows(conn, "SELECT * FROM dash_segment_transitions")
     freshness = rows(conn, "SELECT * FROM dash_freshness ORDER BY source")
+    by_segment = rows(conn, "SELECT * FROM dash_predictions")
+    weeks = rows(conn, "SELECT * FROM dash_backtest ORDER BY week")
+    pinfo = rows(conn, "SELECT * FROM dash_prediction_info")[0]
     title = f"Store dashboard — {info['integration']}"
     sub = (
         f"As of {kpi('info.as_of', info['as_of'])} ({html.escape(info['timezone'])}) · refreshed "
@@ -436,6 +541,7 @@ def render_html(conn: duckdb.DuckDBPyConnection) -> str:
         + _top_items(info, top)
         + _segments(info, segments)
         + _transitions(info, transitions)
+        + _predictions(info, pinfo, by_segment, weeks)
         + _freshness(freshness)
         + "</main></body></html>"
     )
@@ -465,6 +571,56 @@ def _md(headers: list[str], body: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in body]
     return "\n".join(lines)
+
+
+def _prediction_markdown(conn: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> dict[str, str]:
+    if info["profile_as_of"] is None:
+        return {"predictions_by_segment": "_no profile yet_", "predictions_backtest": "_no profile yet_"}
+    pinfo = rows(conn, "SELECT * FROM dash_prediction_info")[0]
+    if pinfo.get("status") != "fitted":
+        why = pinfo.get("reason") or "not computed for this profile"
+        by_segment = f"_no predictions: {why}_"
+    else:
+        by_segment = f"model {pinfo['model']}, next 365 days:\n\n" + _md(
+            [
+                "group",
+                "segment",
+                "customers",
+                "expected revenue",
+                "purchase days",
+                "churn low",
+                "medium",
+                "high",
+            ],
+            [
+                [
+                    r["rfm_group"],
+                    r["rfm_segment"],
+                    r["customers"],
+                    fmt(r["expected_revenue_365d"], "amount"),
+                    fmt(r["expected_orders_365d"]),
+                    r["churn_low"],
+                    r["churn_medium"],
+                    r["churn_high"],
+                ]
+                for r in rows(conn, "SELECT * FROM dash_predictions")
+            ],
+        )
+    if pinfo.get("backtest_status") != "fitted":
+        backtest = f"_no back-test: {pinfo.get('backtest_reason') or 'not computed for this profile'}_"
+    else:
+        backtest = (
+            f"fitted as of {pinfo['backtest_start']}: predicted {pinfo['backtest_predicted']}, actual "
+            f"{pinfo['backtest_actual']} repeat purchase days ({fmt(pinfo['backtest_share'], 'share')} off)\n\n"
+            + _md(
+                ["week", "days", "predicted", "actual"],
+                [
+                    [r["week"], f"{r['period_start']} – {r['period_end']}", r["predicted"], r["actual"]]
+                    for r in rows(conn, "SELECT * FROM dash_backtest ORDER BY week")
+                ],
+            )
+        )
+    return {"predictions_by_segment": by_segment, "predictions_backtest": backtest}
 
 
 def kpi_markdown(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -529,6 +685,7 @@ def kpi_markdown(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
             if info["previous_profile_as_of"]
             else "_no previous profile yet_"
         )
+    out.update(_prediction_markdown(conn, info))
     fr = rows(conn, "SELECT * FROM dash_freshness ORDER BY source")
     out["freshness"] = _md(
         ["source", "last success", "age", "watermark", "lag", "status"],

@@ -10,6 +10,7 @@ DuckDB in seconds). Tests hold the two to the same strings.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ import yaml
 
 from vtex_pipeline.paths import resolve_path
 
-Format = Literal["text", "date", "amount", "int", "list", "bool"]
-FORMATS: tuple[str, ...] = ("text", "date", "amount", "int", "list", "bool")
+Format = Literal["text", "date", "amount", "int", "list", "bool", "percent"]
+FORMATS: tuple[str, ...] = ("text", "date", "amount", "int", "list", "bool", "percent")
 DEFAULT_LIST_MAX_LENGTH = 250
 LIST_SEPARATOR = ", "
 WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
@@ -55,6 +56,19 @@ WINDOW_COLUMNS: tuple[tuple[str, Format], ...] = (
     ("rfm", "text"),
 )
 TAIL_COLUMNS: tuple[tuple[str, Format], ...] = (("rfm_group", "text"), ("rfm_segment", "text"))
+# Predictions (spec section 6). p_alive goes out as a percentage with one decimal ("72.7" for 0.7266);
+# expected orders and days between orders as numbers with 2 decimals and a '.' (the amount format).
+PREDICTION_COLUMNS: tuple[tuple[str, Format], ...] = (
+    ("p_alive", "percent"),
+    ("expected_orders_30d", "amount"),
+    ("expected_orders_90d", "amount"),
+    ("expected_orders_365d", "amount"),
+    ("expected_avg_order_value", "amount"),
+    ("predicted_clv_365d", "amount"),
+    ("expected_next_order_date", "date"),
+    ("avg_days_between_orders", "amount"),
+    ("churn_risk", "text"),
+)
 
 
 def profile_columns() -> list[tuple[str, Format]]:
@@ -63,6 +77,7 @@ def profile_columns() -> list[tuple[str, Format]]:
     for w in WINDOWS:
         cols.extend((f"{name}_{w}", fmt) for name, fmt in WINDOW_COLUMNS)
     cols.extend(TAIL_COLUMNS)
+    cols.extend(PREDICTION_COLUMNS)
     return cols
 
 
@@ -243,6 +258,12 @@ def format_value(
         except (InvalidOperation, ValueError):
             return ""
         return f"{dec:.2f}"
+    if fmt == "percent":
+        try:
+            share = float(value)
+        except (TypeError, ValueError):
+            return ""
+        return f"{round(share * 100, 1):.1f}" if math.isfinite(share) else ""
     if fmt == "int":
         try:
             return str(int(value))
@@ -332,6 +353,9 @@ def sql_format_expr(
         )
     elif fmt == "amount":
         expr = f"CAST(TRY_CAST({c} AS DECIMAL(18,2)) AS VARCHAR)"
+    elif fmt == "percent":
+        share = f"TRY_CAST({c} AS DOUBLE)"
+        expr = f"CASE WHEN isfinite({share}) THEN printf('%.1f', round_even({share} * 100, 1)) END"
     elif fmt == "int":
         expr = f"CAST(TRY_CAST({c} AS BIGINT) AS VARCHAR)"
     elif fmt == "bool":

@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 
 from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.predictions.scoring import PREDICTION_COLUMNS
+from vtex_pipeline.profile import predictions
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
 
@@ -57,10 +59,11 @@ TEMP_TABLES = (
     "int_last_purchase",
     "int_rfm",
     RESULT_TABLE,
+    *predictions.TEMP_TABLES,
 )
 WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
 WINDOW_ATTRIBUTES = ("orders", "amount", "avg_amount", "products", "categories", "coupons", "rfm")
-PROFILE_COLUMNS: tuple[str, ...] = (
+BASE_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "as_of",
     "email",
@@ -82,6 +85,8 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "rfm_group",
     "rfm_segment",
 )
+# Section 6 (predictions): the mart's last columns, from the TEMP table int_predictions.
+PROFILE_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, *PREDICTION_COLUMNS)
 # customer_profile_history keeps what the dashboard needs to follow customers between dates (segment
 # transitions, movement between windows) — narrow on purpose: a full copy of every list column per day
 # would multiply the write cost and the file size by the number of days kept.
@@ -97,6 +102,10 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "orders_360plus",
     "amount_360d",
     "amount_360plus",
+    "p_alive",
+    "expected_orders_365d",
+    "predicted_clv_365d",
+    "churn_risk",
 )
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -245,7 +254,13 @@ def _write_results(
         if settings.history_days > 0:
             cols = ", ".join(HISTORY_COLUMNS)
             wanted = [c for c in _columns(conn, name) if c[0] in HISTORY_COLUMNS]
-            if sorted(_columns(conn, "customer_profile_history")) != sorted(wanted):
+            have = _columns(conn, "customer_profile_history")
+            if have and set(have) < set(wanted):
+                # new columns (e.g. the predictions): added in place, the days already kept stay
+                for column, kind in wanted:
+                    if (column, kind) not in have:
+                        conn.execute(f"ALTER TABLE customer_profile_history ADD COLUMN {column} {kind}")
+            elif sorted(have) != sorted(wanted):
                 conn.execute(
                     f"CREATE OR REPLACE TABLE customer_profile_history AS SELECT {cols} FROM {source} LIMIT 0"
                 )
@@ -256,6 +271,8 @@ def _write_results(
                 "DELETE FROM customer_profile_history WHERE as_of < ?::DATE - ?::INTEGER",
                 [newest, settings.history_days],
             )
+        if stats.get("predictions"):
+            predictions.write_prediction_tables(conn, as_of, stats["predictions"])
         conn.execute("DELETE FROM customer_profile_runs WHERE as_of = ?", [as_of])
         conn.execute(
             "INSERT INTO customer_profile_runs VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -285,6 +302,8 @@ def drop_intermediates(conn: duckdb.DuckDBPyConnection) -> None:
     for macro in ("profile_names", "first_occurrences", "prefix_length"):
         conn.execute(f"DROP MACRO IF EXISTS temp.{macro}")
     conn.execute("DROP TYPE IF EXISTS temp.profile_name")
+    for view in predictions.TEMP_VIEWS:
+        conn.execute(f"DROP VIEW IF EXISTS temp.{view}")
 
 
 def compute_profile(
@@ -295,11 +314,14 @@ def compute_profile(
     *,
     write: bool = True,
     keep_intermediates: bool = False,
+    predict: bool = True,
 ) -> dict[str, Any]:
     """Build the profile as of `as_of` (the daily partition date D) and, unless `write=False`, store it.
 
     The connection must have the raw schema and a UTC session (`warehouse.connection.prepare`).
-    Returns figures for metadata and logs: counts, resolution share, segment distribution, step timings.
+    Returns figures for metadata and logs: counts, resolution share, segment distribution, step timings,
+    and `predictions` (fit, reasons, back-test). `predict=False` leaves the prediction columns NULL without
+    fitting (the dashboard's in-memory profile of the day before needs segments only).
     """
     if as_of is None:
         raise ValueError("as_of (the profile date D) is required")
@@ -317,6 +339,14 @@ def compute_profile(
             for t in DROP_AFTER.get(rel, ()):
                 conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
         steps[rel] = round(time.perf_counter() - t0, 3)
+    # Section 6: fit, score (TEMP int_predictions, joined by the mart) and back-test.
+    t0 = time.perf_counter()
+    if predict:
+        prediction_info = predictions.compute_predictions(conn, as_of, settings)
+    else:
+        prediction_info = None
+        predictions.empty_predictions(conn)
+    steps["predictions"] = round(time.perf_counter() - t0, 3)
 
     by_rule = dict(
         conn.execute(
@@ -333,6 +363,7 @@ def compute_profile(
         "resolution_share": (resolved / purchases) if purchases else 1.0,
         "resolved_by": {k: int(v) for k, v in by_rule.items()},
         "steps": steps,
+        "predictions": prediction_info,
     }
     stats["compute_seconds"] = round(time.perf_counter() - started, 3)
     stats["seconds"] = stats["compute_seconds"]

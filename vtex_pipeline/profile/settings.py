@@ -3,10 +3,16 @@ IntegrationConfig). Defaults are the spec's; every field can be overridden from 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from vtex_pipeline.predictions.bgnbd import TRANSACTION_MODELS
+from vtex_pipeline.predictions.fit import PredictionSettings
+
+CLV_MODEL_ENV = "VTEX_PIPELINE_CLV_MODEL"
 
 DEFAULT_EXCLUDED_STATUSES = ["canceled", "cancel", "cancellation-requested", "request-cancel"]
 
@@ -43,6 +49,70 @@ class ProfileSettings(BaseModel):
     memory_limit: str | None = Field(
         default=None, description="DuckDB memory_limit while computing, e.g. '3GB' (None: unchanged)"
     )
+
+    clv_model: str | None = Field(
+        default=None,
+        description=(
+            "transaction model of the predictions, mbgnbd or bgnbd "
+            f"(None: the {CLV_MODEL_ENV} environment variable, else mbgnbd)"
+        ),
+    )
+    prediction_min_buyers: int = Field(
+        default=500, ge=1, description="fewer buyers than this: every prediction column is NULL"
+    )
+    prediction_min_repeat_buyers: int = Field(
+        default=50,
+        ge=1,
+        description="fewer buyers with a repeat purchase day than this: every prediction column is NULL",
+    )
+    churn_low_min_p_alive: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="churn_risk is low when p_alive >= this"
+    )
+    churn_medium_min_p_alive: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="churn_risk is medium when p_alive >= this (else high)"
+    )
+    backtest_days: int = Field(
+        default=90, ge=7, le=730, description="holdout of the predictions back-test: (D - days, D]"
+    )
+    backtest_warn_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        description="the back-test check warns when |predicted - actual| / actual exceeds this share",
+    )
+
+    @model_validator(mode="after")
+    def _churn(self) -> ProfileSettings:
+        if self.churn_medium_min_p_alive > self.churn_low_min_p_alive:
+            raise ValueError("churn_medium_min_p_alive must not exceed churn_low_min_p_alive")
+        return self
+
+    @field_validator("clv_model")
+    @classmethod
+    def _clv_model(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip().lower()
+        if v not in TRANSACTION_MODELS:
+            raise ValueError(f"clv_model must be one of {TRANSACTION_MODELS}, got {v!r}")
+        return v
+
+    def transaction_model(self) -> str:
+        """clv_model, else VTEX_PIPELINE_CLV_MODEL, else mbgnbd (an invalid variable is an error)."""
+        if self.clv_model:
+            return self.clv_model
+        env = (os.environ.get(CLV_MODEL_ENV) or "").strip().lower() or "mbgnbd"
+        if env not in TRANSACTION_MODELS:
+            raise ValueError(f"{CLV_MODEL_ENV}={env!r}: must be one of {TRANSACTION_MODELS}")
+        return env
+
+    def prediction_settings(self) -> PredictionSettings:
+        return PredictionSettings(
+            model=self.transaction_model(),
+            min_buyers=self.prediction_min_buyers,
+            min_repeat_buyers=self.prediction_min_repeat_buyers,
+            churn_low_min_p_alive=self.churn_low_min_p_alive,
+            churn_medium_min_p_alive=self.churn_medium_min_p_alive,
+        )
 
     @field_validator("excluded_statuses")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -100,6 +101,8 @@ def test_sales_figures_follow_the_store_time_zone_and_the_purchase_rules(conn):
         "customer_profile_history",
         "customer_profile_runs",
         "icomm_sent",
+        "clv_backtest",
+        "clv_runs",
     }
     assert _summary(conn, "last") == (3, 14000, 3, 2, 4667, 1)
     assert _summary(conn, "previous") == (1, 5000, 1, 1, 5000, 0)
@@ -132,6 +135,8 @@ def test_sales_figures_follow_the_store_time_zone_and_the_purchase_rules(conn):
     page = render_html(conn)
     assert 'data-empty="segments"' in page and 'data-empty="transitions"' in page
     assert kpi_markdown(conn)["segments"] == "_no profile yet_"
+    assert 'data-empty="predictions"' in page
+    assert kpi_markdown(conn)["predictions_by_segment"] == "_no profile yet_"
     # The stand-ins are gone: nothing pretends a profile exists after the run.
     assert not conn.execute(
         "SELECT count(*) FROM duckdb_views() WHERE view_name = 'customer_profile'"
@@ -159,3 +164,73 @@ def test_segment_sizes_and_transitions_compare_the_two_latest_profiles(conn):
     ).fetchall() == [("(new)", "PROSPECTS", 1), ("S1", "S1", 1), ("S1", "S2", 1)]
     md = kpi_markdown(conn)["segment_transitions"]
     assert "2026-11-13 → 2026-11-20" in md and "| S1 | S2 | 1 |" in md and "| S1 | S1 |" not in md
+
+
+def test_prediction_tables_sum_the_profile_by_segment_and_show_the_backtest(conn):
+    conn.execute(
+        """CREATE TABLE customer_profile AS SELECT * FROM (VALUES
+               (DATE '2026-11-20', 'a', 'G1', 'S1', 0.9::DOUBLE, 2.0::DOUBLE, 150.50::DECIMAL(18,2), 'low'),
+               (DATE '2026-11-20', 'b', 'G1', 'S1', 0.5, 1.0, 49.50::DECIMAL(18,2), 'medium'),
+               (DATE '2026-11-20', 'c', 'G2', 'S2', 0.1, 0.2, 10.00::DECIMAL(18,2), 'high'),
+               (DATE '2026-11-20', 'd', 'P', 'PROSPECTS', NULL, NULL, NULL, NULL))
+           t(as_of, customer_id, rfm_group, rfm_segment, p_alive, expected_orders_365d, predicted_clv_365d,
+             churn_risk)"""
+    )
+    conn.execute(
+        """CREATE TABLE clv_runs AS SELECT DATE '2026-11-20' AS as_of, 'mbgnbd' AS model, 'fitted' AS status,
+               NULL::VARCHAR AS reason, 3::BIGINT AS buyers, 'fitted' AS backtest_status,
+               NULL::VARCHAR AS backtest_reason, DATE '2026-08-22' AS backtest_start,
+               11.04::DOUBLE AS backtest_predicted, 10::BIGINT AS backtest_actual"""
+    )
+    conn.execute(
+        """CREATE TABLE clv_backtest AS SELECT * FROM (VALUES
+               (DATE '2026-11-20', 1, DATE '2026-08-23', DATE '2026-08-29', 6.04::DOUBLE, 4::BIGINT),
+               (DATE '2026-11-20', 2, DATE '2026-08-30', DATE '2026-09-05', 5.0::DOUBLE, 6::BIGINT),
+               (DATE '2026-11-13', 1, DATE '2026-08-16', DATE '2026-08-22', 1.0::DOUBLE, 1::BIGINT))
+           t(as_of, week, period_start, period_end, predicted, actual)"""
+    )
+    compute_kpis(conn, _cfg(), D, now=NOW)
+    assert conn.execute(
+        "SELECT rfm_segment, customers, predicted_customers, expected_revenue_365d, expected_orders_365d, "
+        "churn_low, churn_medium, churn_high FROM dash_predictions"
+    ).fetchall() == [
+        ("S1", 2, 2, Decimal("200.00"), 3.0, 1, 1, 0),
+        ("S2", 1, 1, Decimal("10.00"), 0.2, 0, 0, 1),
+        ("PROSPECTS", 1, 0, None, None, 0, 0, 0),
+    ]
+    assert conn.execute("SELECT week, predicted, actual FROM dash_backtest").fetchall() == [
+        (1, 6.0, 4),
+        (2, 5.0, 6),
+    ]
+    assert conn.execute("SELECT model, backtest_share FROM dash_prediction_info").fetchall() == [
+        ("mbgnbd", 0.104)
+    ]
+    page = render_html(conn)
+    assert 'data-kpi="prediction.S1.expected_revenue_365d" data-value="200.00">200.00<' in page
+    assert 'data-kpi="prediction.S2.churn_high" data-value="1"' in page
+    assert 'data-kpi="backtest.2.actual" data-value="6"' in page
+    assert 'data-chart="backtest"' in page and 'data-chart="expected_revenue"' in page
+    md = kpi_markdown(conn)
+    assert "| G1 | S1 | 2 | 200.00 | 3.0 | 1 | 1 | 0 |" in md["predictions_by_segment"]
+    assert "predicted 11.0, actual 10" in md["predictions_backtest"]
+    assert "| 2 | 2026-08-30 – 2026-09-05 | 5.0 | 6 |" in md["predictions_backtest"]
+
+
+def test_prediction_panels_say_why_when_the_store_is_too_small(conn):
+    conn.execute(
+        """CREATE TABLE customer_profile AS SELECT DATE '2026-11-20' AS as_of, 'a' AS customer_id,
+               'G1' AS rfm_group, 'S1' AS rfm_segment"""
+    )  # a profile from before the predictions: no columns, NULLs on the page
+    conn.execute(
+        """CREATE TABLE clv_runs AS SELECT DATE '2026-11-20' AS as_of, 'mbgnbd' AS model, 'skipped' AS status,
+               '7 buyers, fewer than the 500 needed to fit (min_buyers)' AS reason, 7::BIGINT AS buyers,
+               'skipped' AS backtest_status, 'as of 2026-08-22: too small' AS backtest_reason,
+               NULL::DATE AS backtest_start, NULL::DOUBLE AS backtest_predicted, NULL::BIGINT AS backtest_actual"""
+    )
+    compute_kpis(conn, _cfg(), D, now=NOW)
+    assert conn.execute(
+        "SELECT rfm_segment, customers, predicted_customers FROM dash_predictions"
+    ).fetchall() == [("S1", 1, 0)]
+    page = render_html(conn)
+    assert "fewer than the 500 needed to fit" in page
+    assert "fewer than the 500" in kpi_markdown(conn)["predictions_by_segment"]

@@ -40,6 +40,15 @@ PROFILE_SCHEMA: list[tuple[str, str]] = [
     *[(f"{name}_{w}", t) for w in WINDOWS for name, t in _WINDOW_TYPES],
     ("rfm_group", "VARCHAR"),
     ("rfm_segment", "VARCHAR"),
+    ("p_alive", "DOUBLE"),
+    ("expected_orders_30d", "DOUBLE"),
+    ("expected_orders_90d", "DOUBLE"),
+    ("expected_orders_365d", "DOUBLE"),
+    ("expected_avg_order_value", "DECIMAL(18,2)"),
+    ("predicted_clv_365d", "DECIMAL(18,2)"),
+    ("expected_next_order_date", "DATE"),
+    ("avg_days_between_orders", "DOUBLE"),
+    ("churn_risk", "VARCHAR"),
 ]
 COLUMNS = [c for c, _ in PROFILE_SCHEMA]
 AS_OF = date(2026, 11, 26)
@@ -69,6 +78,15 @@ def profile_row(i: int, **overrides: Any) -> dict[str, Any]:
         last_purchase_promo_codes=[],
         rfm_group="BEGINNERS",
         rfm_segment="BEGINNERS_NEW",
+        p_alive=0.72663,
+        expected_orders_30d=0.0843,
+        expected_orders_90d=0.2371,
+        expected_orders_365d=0.8125,
+        expected_avg_order_value=Decimal("118.40"),
+        predicted_clv_365d=Decimal("96.20"),
+        expected_next_order_date=date(2027, 1, 20),
+        avg_days_between_orders=None,
+        churn_risk="low",
     )
     for w in WINDOWS:
         inside = w != "360plus"

@@ -47,7 +47,7 @@ def test_second_run_sends_nothing(db: duckdb.DuckDBPyConnection, icomm: IcommSim
     assert stored["LAST_PURCHASE_DATE"] == "16/11/2026"
     assert stored["AMOUNT_30D"] == "120.50" and stored["AVG_AMOUNT_360PLUS"] == ""
     assert stored["PRODUCTS_30D"] == "Red Shoe" and stored["IS_NEWSLETTER_OPT_IN"] == "true"
-    assert len(stored) == 58
+    assert len(stored) == 67  # 58 profile fields + 9 predictions
 
 
 def test_one_changed_profile_sends_exactly_that_contact(
@@ -154,7 +154,7 @@ def test_refused_contacts_go_to_the_dead_letter_and_are_retried(
     assert (again.planned, again.retried_dead_letter, again.failed) == (1, 1, 1)
     assert dead_letter(db)["buyer2@example.com"][1] == 2
     payload = json.loads(db.execute("SELECT payload FROM icomm_dead_letter").fetchone()[0])
-    assert payload["Email"] == "buyer2@example.com" and len(payload["CustomFields"]) == 58
+    assert payload["Email"] == "buyer2@example.com" and len(payload["CustomFields"]) == 67
 
     healed = start_icomm()
     third = export(db, healed)

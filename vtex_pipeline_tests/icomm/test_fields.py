@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from vtex_pipeline.icomm.fields import (
+    PREDICTION_COLUMNS,
     MappingError,
     contact_payload,
     default_mapping,
@@ -63,6 +64,32 @@ def test_other_formats() -> None:
     assert format_value("514", "text") == "514"
 
 
+def test_prediction_fields() -> None:
+    assert format_value(0.72663, "percent") == "72.7"
+    assert format_value(1.0, "percent") == "100.0"
+    assert format_value(0.0004, "percent") == "0.0"
+    assert format_value(None, "percent") == ""
+    assert format_value(float("nan"), "percent") == ""
+    fields = {
+        c["Key"]: c["Value"] for c in contact_payload(profile_row(1), default_mapping())["CustomFields"]
+    }
+    assert {
+        k: fields[k]
+        for k in fields
+        if k.startswith(("P_ALIVE", "EXPECTED", "PREDICTED", "AVG_DAYS", "CHURN"))
+    } == {
+        "P_ALIVE": "72.7",
+        "EXPECTED_ORDERS_30D": "0.08",
+        "EXPECTED_ORDERS_90D": "0.24",
+        "EXPECTED_ORDERS_365D": "0.81",
+        "EXPECTED_AVG_ORDER_VALUE": "118.40",
+        "PREDICTED_CLV_365D": "96.20",
+        "EXPECTED_NEXT_ORDER_DATE": "20/01/2027",
+        "AVG_DAYS_BETWEEN_ORDERS": "",
+        "CHURN_RISK": "low",
+    }
+
+
 def test_contact_payload_shape() -> None:
     mapping = mapping_from_dict(
         {
@@ -93,7 +120,7 @@ def test_contact_payload_shape() -> None:
 def test_default_file_is_every_column_upper_cased() -> None:
     mapping = load_mapping(packaged_mapping_file())
     assert mapping == default_mapping()
-    assert len(mapping.exported) == 58
+    assert len(mapping.exported) == 67  # 58 + the 9 prediction columns
     assert all(f.key == f.column.upper() for f in mapping.fields)
     assert mapping.list_max_length == 250
     assert "EMAIL" not in {f.key for f in mapping.fields}
@@ -128,8 +155,13 @@ def test_sql_formatting_matches_python() -> None:
             avg_amount_30d=Decimal("99999.99"),
             last_purchase_date=None,
             days_since_last_purchase=None,
+            p_alive=0.05,
+            avg_days_between_orders=12.5,
+            expected_orders_30d=1.005,
+            churn_risk="high",
         ),
         profile_row(3, first_name="Zoë «quoted» 'x'", last_purchase_brands=["x" * 251, "y"]),
+        profile_row(4, **dict.fromkeys(c for c, _ in PREDICTION_COLUMNS)),
     ]
     conn = duckdb.connect()
     create_profile_table(conn)

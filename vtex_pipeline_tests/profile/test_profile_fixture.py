@@ -23,6 +23,7 @@ import pytest
 
 from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
+from vtex_pipeline.predictions import PREDICTION_COLUMNS
 from vtex_pipeline.resources import resources_for
 from vtex_pipeline_tests.helpers import all_keys, materialize_raw, query
 from vtex_pipeline_tests.profile import small_store
@@ -188,6 +189,8 @@ def expected_row(customer_id: str) -> dict[str, Any]:
         for attr, v in zip(ATTRS, values, strict=True):
             row[f"{attr}_{w}"] = Decimal(v) if attr in ("amount", "avg_amount") and v is not None else v
     row.update(spec)
+    # 7 buyers: far below the 500 needed to fit, so every prediction column is NULL (spec section 6)
+    row.update(dict.fromkeys(PREDICTION_COLUMNS))
     return row
 
 
@@ -256,6 +259,8 @@ def test_profile_of_the_small_store_matches_the_hand_written_expectation_and_bac
         "rfm_codes_well_formed",
         "segments_add_up",
         "purchases_resolved_to_customers",
+        "predictions_fit",
+        "predictions_backtest",
     }
     assert all(e.passed for e in evals), [(e.check_name, e.metadata) for e in evals if not e.passed]
 
@@ -265,6 +270,13 @@ def test_profile_of_the_small_store_matches_the_hand_written_expectation_and_bac
     assert [c.name for c in mat.metadata["dagster/column_schema"].value.columns] == list(_column_order())
     assert "| LOYAL_CANT_LOSE_THEM | 2 |" in mat.metadata["segment_distribution"].value
     assert mat.metadata["resolution_share"].value == 1.0
+    # Predictions: too small a store, said so (and the fit check passes, skipped).
+    assert mat.metadata["predictions/status"].value == "skipped"
+    assert mat.metadata["predictions/null_reason"].value == (
+        "7 buyers, fewer than the 500 needed to fit (min_buyers)"
+    )
+    fit_check = next(e for e in evals if e.check_name == "predictions_fit")
+    assert fit_check.metadata["skipped"].value.startswith("7 buyers, fewer than the 500")
 
     # History holds the date; the run log records how each purchase was resolved.
     assert query(cfg, "SELECT as_of, count(*) FROM customer_profile_history GROUP BY 1") == [

@@ -108,11 +108,11 @@ def test_a_backfill_of_an_older_date_leaves_an_edited_marts_latest_profile_alone
     shutil.copytree(sql_dir(), edited)
     mart = edited / "marts" / "customer_profile.sql"
     text = mart.read_text(encoding="utf-8")
-    assert "    s.rfm_segment\nFROM stg_customers c" in text
+    assert "    pr.churn_risk\nFROM stg_customers c" in text
     mart.write_text(
         text.replace(
-            "    s.rfm_segment\nFROM stg_customers c",
-            "    s.rfm_segment,\n    42 AS loyalty_tier\nFROM stg_customers c",
+            "    pr.churn_risk\nFROM stg_customers c",
+            "    pr.churn_risk,\n    42 AS loyalty_tier\nFROM stg_customers c",
         ),
         encoding="utf-8",
     )

@@ -3,7 +3,8 @@
 -- once, straight into customer_profile when D is the newest date (no scratch copy of a 1M-row table)
 -- or into the scratch table profile_result otherwise, then copies the history columns from there.
 -- Group and segment names come from the editable seed table seed_rfm_segments (keyed by lifetime F
--- and R; the prospects row has both empty).
+-- and R; the prospects row has both empty). The prediction columns come from int_predictions, written
+-- by vtex_pipeline/profile/predictions.py (fit and scoring are Python) before this SELECT runs.
 -- Lists hold packed (key, name code) integers (see int_customer_lists.sql): profile_names() unpacks
 -- each 360-day list once, and the 30..180-day lists are slices of it.
 WITH names AS (
@@ -79,7 +80,17 @@ SELECT
     r.rfm_360d,
     r.rfm_360plus,
     s.rfm_group,
-    s.rfm_segment
+    s.rfm_segment,
+    -- section 6 (predictions): NULL without a purchase, and for everyone when no fit was usable
+    pr.p_alive,
+    pr.expected_orders_30d,
+    pr.expected_orders_90d,
+    pr.expected_orders_365d,
+    pr.expected_avg_order_value,
+    pr.predicted_clv_365d,
+    pr.expected_next_order_date,
+    pr.avg_days_between_orders,
+    pr.churn_risk
 FROM stg_customers c
 LEFT JOIN int_windows w ON w.ckey = c.ckey
 LEFT JOIN names l ON l.ckey = c.ckey
@@ -88,4 +99,5 @@ LEFT JOIN int_rfm r ON r.ckey = c.ckey
 LEFT JOIN seed_rfm_segments s
        ON coalesce(s.f_score, 0) = coalesce(r.f_lifetime, 0)
       AND coalesce(s.r_score, 0) = coalesce(r.r_lifetime, 0)
+LEFT JOIN int_predictions pr ON pr.ckey = c.ckey
 WHERE c.in_profile;
