@@ -218,7 +218,7 @@ def test_demo_from_an_empty_directory(installed: Path, tmp_path: Path):
     work.mkdir()
     home = tmp_path / "home"
     done = subprocess.run(
-        [installed / "vtex-pipeline", "demo", "--customers", "150", "--orders", "400"],
+        [installed / "vtex-pipeline", "demo", "--customers", "800", "--orders", "2400"],
         cwd=work,
         env=_env(home),
         capture_output=True,
@@ -229,6 +229,17 @@ def test_demo_from_an_empty_directory(installed: Path, tmp_path: Path):
     assert list(work.iterdir()) == []
     lines = (home / "data" / "demo.icomm-contacts.jsonl").read_text().splitlines()
     with duckdb.connect(str(home / "data" / "demo.duckdb"), read_only=True) as conn:
-        assert conn.execute("SELECT count(*) FROM customer_profile").fetchone()[0] == 150
-    assert len(lines) > 0
-    assert (home / "data" / "demo.dashboard.html").is_file()
+        assert conn.execute("SELECT count(*) FROM customer_profile").fetchone()[0] == 800
+        buyers, scored = conn.execute(
+            "SELECT count(first_purchase_date), count(p_alive) FROM customer_profile"
+        ).fetchone()
+        models = {r[0] for r in conn.execute("SELECT model FROM clv_model").fetchall()}
+    # the demo's store has buyers who stop: the predictions are fitted and reach icomm and the dashboard
+    assert scored == buyers > 500 and models == {"mbgnbd", "gamma_gamma"}
+    assert "predictions: mbgnbd on" in done.stdout and "back-test: " in done.stdout, done.stdout[-3000:]
+    sent = [json.loads(line) for line in lines]
+    p_alive = [f["Value"] for c in sent for f in c["CustomFields"] if f["Key"] == "P_ALIVE"]
+    assert len(p_alive) == 800 and sum(v != "" for v in p_alive) == scored
+    assert all(0 <= float(v) <= 100 for v in p_alive if v)
+    page = (home / "data" / "demo.dashboard.html").read_text()
+    assert "Expected revenue of the next 365 days" in page

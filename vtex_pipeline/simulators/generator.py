@@ -8,6 +8,7 @@ missing from the catalog, messy coupon spellings) at tens of thousands of orders
 from __future__ import annotations
 
 import gc
+import math
 import random
 import uuid
 from bisect import bisect_left
@@ -408,20 +409,66 @@ def generate_store(
     now: datetime | None = None,
     bursts: Sequence[tuple[datetime, int]] = (),
     span_days: int = SPAN_DAYS,
+    drop_out: bool = False,
 ) -> dict[str, Any]:
     """A fixture dict with exactly `customers` CL docs and `orders` (+ burst) orders.
 
     `now` defaults to today 00:00 UTC, so output is stable within a day; pass it for full determinism.
     `span_days` is how far back orders go (default ~26 months, beyond the 2-year horizon).
+    `drop_out`: buyers behave as the prediction models assume (the demo's store): each buys at a rate of
+    their own and may stop for good after any purchase, and spends at a level of their own; without it
+    order times are uniform over the span, which no churn model can fit.
     """
     # Millions of small containers: the cyclic GC would otherwise rescan them over and over.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(customers, orders, seed, now, bursts, span_days)
+        return _generate(customers, orders, seed, now, bursts, span_days, drop_out)
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _drop_out_orders(
+    rng: random.Random, buyers: list[int], start_ts: float, now_ts: float, target: int
+) -> tuple[list[float], list[int], dict[int, float]]:
+    """`target` order times and owners by the MBG/NBD story, and a spend level per buyer.
+
+    A buyer's first purchase is uniform over the span; they may drop out right then or after any later
+    purchase with their own probability p ~ Beta(0.8, 3); purchases come at their own rate
+    lambda ~ Gamma(1, scale) (exponential gaps). The rate scale is raised until the store has at least
+    `target` orders, then random repeat purchases are left out to hit it exactly.
+    """
+    day = 86400.0
+    first = {c: rng.uniform(start_ts, now_ts - 60) for c in buyers}
+    p_drop = {c: rng.betavariate(0.8, 3.0) for c in buyers}
+    rate = {c: rng.gammavariate(1.0, 1.0) for c in buyers}  # scaled below (per day)
+    spend = {c: rng.gammavariate(4.0, 0.25) for c in buyers}
+    gap_u = {c: [rng.random() for _ in range(60)] for c in buyers}  # fixed draws: one story per buyer
+    drop_u = {c: [rng.random() for _ in range(61)] for c in buyers}
+    scale = 1 / 120  # purchases per day for a rate of 1
+    while True:
+        events: list[tuple[float, int, bool]] = []
+        for c in buyers:
+            t = first[c]
+            events.append((t, c, False))
+            for k in range(60):
+                if drop_u[c][k] < p_drop[c]:
+                    break
+                t += -math.log(1.0 - gap_u[c][k]) / (rate[c] * scale) * day
+                if t >= now_ts - 60:
+                    break
+                events.append((t, c, True))
+        if len(events) >= target or scale > 10:
+            break
+        scale *= 1.25
+    repeats = [i for i, e in enumerate(events) if e[2]]
+    extra = len(events) - target
+    if extra > 0:
+        drop = set(rng.sample(repeats, extra))
+        events = [e for i, e in enumerate(events) if i not in drop]
+    events.sort()
+    return [e[0] for e in events], [e[1] for e in events], spend
 
 
 def _generate(
@@ -431,6 +478,7 @@ def _generate(
     now: datetime | None,
     bursts: Sequence[tuple[datetime, int]],
     span_days: int,
+    drop_out: bool = False,
 ) -> dict[str, Any]:
     if customers < 1 and orders > 0:
         raise ValueError("orders need at least one customer")
@@ -475,6 +523,12 @@ def _generate(
             buyer_idx[i] for i in (bisect_left(weights, rng.random() * weights[-1]) for _ in range(extra))
         )
     rng.shuffle(order_owner)
+    spend_level: dict[int, float] = {}
+    if drop_out and n_buyers and not bursts:
+        # its own random stream: everything drawn after this point (people, items) stays as without it
+        times, order_owner, spend_level = _drop_out_orders(
+            random.Random(seed + 7919), buyer_idx, start_ts, now_ts, total_orders
+        )
     first_order: dict[int, float] = {}
     for t, c in zip(times, order_owner, strict=True):
         if c not in first_order:
@@ -629,6 +683,8 @@ def _generate(
         discount_total = 0
         for _idx, s in enumerate(picked):
             qty = 1 if rng.random() < 0.8 else rng.randrange(2, 5)
+            if spend_level:
+                qty = max(1, round(qty * spend_level[owner]))
             price = s["price"]
             selling = price
             if promo is not None or coupon is not None:
