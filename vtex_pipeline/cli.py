@@ -46,65 +46,99 @@ def main(verbose: bool) -> None:
 
 # --------------------------------------------------------------------------------------------- verify
 @main.command()
-def verify() -> None:
-    """Check the VTEX key's permissions and list the sales channels (the seed's "Verificar" step)."""
-    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
-    from vtex_pipeline.vtex.verify import verify_vtex
-
+@click.option(
+    "--all", "all_", is_flag=True, help="Every configured integration (the default; explicit for scripts)."
+)
+@click.option("--integration", "only", metavar="NAME", help="Only the integration of this name.")
+def verify(all_: bool, only: str | None) -> None:
+    """Check the VTEX key's permissions and list the sales channels (the seed's "Verificar" step), per
+    account; one summary line per account at the end, exit 1 when any failed."""
+    if all_ and only:
+        _fail("--all and --integration NAME exclude each other")
     try:
         integrations = load_integrations()
     except ConfigError as exc:
         _fail(str(exc))
-    failed = False
+    if only:
+        integrations = [c for c in integrations if c.name == only]
+        if not integrations:
+            names = ", ".join(c.name for c in load_integrations())
+            _fail(f"no integration named {only!r} (configured: {names})")
+    results: list[tuple[str, str | None]] = []
     for cfg in integrations:
-        if not cfg.vtex_base_url:
-            _fail("VTEX_ACCOUNT (or VTEX_BASE_URL) is not set")
-        key, token = os.environ.get(cfg.app_key_env), os.environ.get(cfg.app_token_env)
-        if not key or not token:
-            _fail(f"{cfg.app_key_env} and {cfg.app_token_env} must be set")
-        settings = VtexSettings(
-            account=cfg.account or "simulated",
-            environment=cfg.environment,
-            app_key=key,
-            app_token=token,
-            base_url=cfg.base_url,
-            requests_per_second=cfg.requests_per_second,
-            concurrency=1,
-            max_attempts=2,
-            timeout=cfg.request_timeout,
-        )
-        with VtexClient(settings) as client:
-            report = verify_vtex(client)
-        table = Table(title=f"VTEX permissions — {cfg.name} ({report.base_url})")
-        table.add_column("permission")
-        table.add_column("status")
-        table.add_column("what to grant when missing")
-        if report.auth_error:
-            console.print(table)
-            err_console.print(f"[bold red]not connected:[/] {report.auth_error}")
-            failed = True
-            continue
-        for check in report.checks:
-            status = "[green]OK[/]" if check.ok else f"[red]missing[/] ({check.status})"
-            table.add_row(check.permission.label, status, "" if check.ok else check.grant)
+        try:  # one account's failure (unreachable, 401, a bug) never stops checking the others
+            why = _verify_one(cfg)
+        except Exception as exc:  # noqa: BLE001 - reported on the account's line
+            why = f"{type(exc).__name__}: {exc}"
+        results.append((cfg.name, why))
+    console.print("")
+    for name, why in results:
+        if why is None:
+            console.print(f"{name}: OK", highlight=False)
+        else:
+            console.print(f"{name}: FAILED ({why})", highlight=False, markup=False)
+    sys.exit(1 if any(why is not None for _, why in results) else 0)
+
+
+def _verify_one(cfg: IntegrationConfig) -> str | None:
+    """Check one account; None when fine, else why not (one line, no secret)."""
+    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+    from vtex_pipeline.vtex.verify import verify_vtex
+
+    if not cfg.vtex_base_url:
+        return "account not set: VTEX_ACCOUNT / account (or VTEX_BASE_URL / base_url)"
+    key, token = os.environ.get(cfg.app_key_env), os.environ.get(cfg.app_token_env)
+    if not key or not token:
+        return f"{cfg.app_key_env} and {cfg.app_token_env} must be set"
+    settings = VtexSettings(
+        account=cfg.account or "simulated",
+        environment=cfg.environment,
+        app_key=key,
+        app_token=token,
+        base_url=cfg.base_url,
+        requests_per_second=cfg.requests_per_second,
+        concurrency=1,
+        max_attempts=2,
+        timeout=cfg.request_timeout,
+        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
+    )
+    with VtexClient(settings) as client:
+        report = verify_vtex(client)
+    table = Table(title=f"VTEX permissions — {cfg.name} ({report.base_url})")
+    table.add_column("permission")
+    table.add_column("status")
+    table.add_column("what to grant when missing")
+    if report.auth_error:
         console.print(table)
-        channels = Table(title="sales channels")
-        channels.add_column("id")
-        channels.add_column("name")
-        for sc_id, name in report.sales_channels:
-            channels.add_row(str(sc_id), name)
-        console.print(channels)
-        if cfg.sales_channels:
-            known = {str(i) for i, _ in report.sales_channels}
-            unknown = [c for c in cfg.sales_channels if c not in known]
-            if unknown and report.sales_channels:
-                err_console.print(
-                    f"[red]unknown sales channel id(s) in VTEX_SALES_CHANNELS:[/] {', '.join(unknown)}"
-                )
-                failed = True
-        failed = failed or not report.ok
-        failed = not _verify_icomm(cfg) or failed
-    sys.exit(1 if failed else 0)
+        err_console.print(f"[bold red]not connected:[/] {report.auth_error}")
+        return f"401: VTEX rejected the key or token; check {cfg.app_key_env} / {cfg.app_token_env}"
+    if report.checks and all(c.status is None for c in report.checks):  # no answer at all
+        return f"unreachable: {report.base_url} ({report.checks[0].detail})"
+    for check in report.checks:
+        status = "[green]OK[/]" if check.ok else f"[red]missing[/] ({check.status})"
+        table.add_row(check.permission.label, status, "" if check.ok else check.grant)
+    console.print(table)
+    channels = Table(title="sales channels")
+    channels.add_column("id")
+    channels.add_column("name")
+    for sc_id, name in report.sales_channels:
+        channels.add_row(str(sc_id), name)
+    console.print(channels)
+    problems = []
+    if not report.ok:
+        missing = [c.permission.label for c in report.checks if not c.ok]
+        problems.append("missing permission(s): " + ", ".join(missing) if missing else "incomplete check")
+    if cfg.sales_channels:
+        known = {str(i) for i, _ in report.sales_channels}
+        unknown = [c for c in cfg.sales_channels if c not in known]
+        if unknown and report.sales_channels:
+            err_console.print(
+                f"[red]unknown sales channel id(s) in VTEX_SALES_CHANNELS:[/] {', '.join(unknown)}"
+            )
+            problems.append(f"unknown sales channel id(s) {', '.join(unknown)}")
+    if not _verify_icomm(cfg):
+        problems.append("icomm key or profile rejected")
+    return "; ".join(problems) or None
 
 
 def _verify_icomm(cfg: IntegrationConfig) -> bool:
@@ -280,6 +314,7 @@ def _preflight(cfg: IntegrationConfig) -> str | None:
         concurrency=1,
         max_attempts=2,
         timeout=min(cfg.request_timeout, 30.0),
+        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
     )
     quiet = logging.getLogger("vtex_pipeline")
     level = quiet.level
@@ -365,13 +400,17 @@ def simulate() -> None:
     """Serve a simulated VTEX store (or icomm) on 127.0.0.1."""
 
 
-def _store(fixture: str | None, customers: int, orders: int, seed: int):
+def _store(fixture: str | None, customers: int, orders: int, seed: int, drop_out: bool = False):
     from vtex_pipeline.simulators.generator import generate_store
     from vtex_pipeline.simulators.store import load_fixture
 
     if fixture:
         return load_fixture(Path(fixture))
-    return load_fixture(generate_store(customers=customers, orders=orders, seed=seed, now=datetime.now(UTC)))
+    return load_fixture(
+        generate_store(
+            customers=customers, orders=orders, seed=seed, now=datetime.now(UTC), drop_out=drop_out
+        )
+    )
 
 
 @simulate.command("vtex")
@@ -431,7 +470,8 @@ def _start_demo_store(stack: ExitStack, customers: int, orders: int, seed: int) 
     from vtex_pipeline.simulators.server import ServerThread
     from vtex_pipeline.simulators.vtex_server import create_app
 
-    store = _store(None, customers, orders, seed)
+    # buyers who stop buying and spend at levels of their own: the predictions have something to fit
+    store = _store(None, customers, orders, seed, drop_out=True)
     # The store's clock stands still for the demo, so VTEX's two-year horizon does not move while the
     # sync runs and the summary can compare counts exactly.
     started = datetime.now(UTC)

@@ -24,6 +24,7 @@ class VtexResource(dg.ConfigurableResource):
     requests_per_second: float = 10.0
     concurrency: int = 4
     timeout: float = 30.0
+    credential_vars: str = "VTEX_APP_KEY / VTEX_APP_TOKEN"  # names only, for the 401 message
 
     def make_client(self) -> VtexClient:
         if not self.base_url and not self.account:
@@ -40,6 +41,7 @@ class VtexResource(dg.ConfigurableResource):
             requests_per_second=self.requests_per_second,
             concurrency=self.concurrency,
             timeout=self.timeout,
+            credential_vars=self.credential_vars,
         )
         return VtexClient(settings)
 
@@ -54,6 +56,7 @@ def vtex_resource(cfg: IntegrationConfig) -> VtexResource:
         requests_per_second=cfg.requests_per_second,
         concurrency=cfg.concurrency,
         timeout=cfg.request_timeout,
+        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
     )
 
 

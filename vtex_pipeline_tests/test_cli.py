@@ -67,7 +67,8 @@ def test_verify_lists_permissions_and_sales_channels(start_store, vtex_env):
     vtex_env(store.url)
     result = CliRunner().invoke(main, ["verify"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("OK") == 8
+    assert result.output.count("OK") == 9  # 8 permissions, then the summary line
+    assert result.output.rstrip().splitlines()[-1] == "vtex: OK"
     assert "Loja principal" in result.output
     assert APP_TOKEN not in result.output
 

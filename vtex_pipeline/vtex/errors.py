@@ -37,10 +37,17 @@ class VtexError(Exception):
 class VtexAuthError(VtexError):
     """401: the key/token pair is wrong or the key is not linked to any role."""
 
-    def __init__(self, *, method: str, path: str, call: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        call: str | None = None,
+        credential_vars: str = "VTEX_APP_KEY / VTEX_APP_TOKEN",
+    ) -> None:
         super().__init__(
-            f"VTEX rejected the app key or token (401) on {method} {path}: check VTEX_APP_KEY / "
-            "VTEX_APP_TOKEN and that the key is linked to a role",
+            f"VTEX rejected the app key or token (401) on {method} {path}: check {credential_vars} "
+            "and that the key is linked to a role",
             status=401,
             method=method,
             path=path,

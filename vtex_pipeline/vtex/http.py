@@ -77,6 +77,8 @@ class VtexSettings:
     # A 429 means "slow down", not "broken": throttled answers do not use up max_attempts, but a call
     # that stays throttled this many times in a row still fails, naming the call.
     max_throttled: int = 60
+    # Names of the variables holding key and token, for the 401 message (an integration may use its own).
+    credential_vars: str = "VTEX_APP_KEY / VTEX_APP_TOKEN"
 
     def __post_init__(self) -> None:
         if not self.requests_per_second or self.requests_per_second <= 0:
@@ -531,7 +533,9 @@ class VtexClient:
     def _error_for(self, resp: requests.Response, method: str, path: str, call: str) -> VtexError:
         status = resp.status_code
         if status == 401:
-            return VtexAuthError(method=method, path=path, call=call)
+            return VtexAuthError(
+                method=method, path=path, call=call, credential_vars=self.settings.credential_vars
+            )
         if status == 403:
             return VtexPermissionError(
                 method=method, path=path, permission=permission_for(method, path), call=call
