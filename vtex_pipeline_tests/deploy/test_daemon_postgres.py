@@ -20,18 +20,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+
+from vtex_pipeline_tests.deploy.daemon_stack import (
+    Processes,
+)
+from vtex_pipeline_tests.deploy.daemon_stack import (
+    free_port as _free_port,
+)
+from vtex_pipeline_tests.deploy.daemon_stack import (
+    port_open as _port_open,
+)
+from vtex_pipeline_tests.deploy.daemon_stack import (
+    run_cli as _run_cli,
+)
+from vtex_pipeline_tests.deploy.daemon_stack import (
+    wait as _wait,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,106 +58,6 @@ DRAIN_SECONDS = 180  # runs already requested when the schedule and sensor are s
 LIFECYCLE = ("PIPELINE_ENQUEUED", "PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS")
 
 pytestmark = [pytest.mark.daemon, pytest.mark.postgres, pytest.mark.timeout(1200)]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last_exc = exc
-        else:
-            if result:
-                return result
-        time.sleep(interval)
-    raise TimeoutError(
-        f"{what}: not within {timeout:.0f} s" + (f" (last error: {last_exc!r})" if last_exc else "")
-    )
-
-
-def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-    return False
-
-
-class Processes:
-    """Subprocesses each in its own process group, with their output in files; stopped in reverse."""
-
-    def __init__(self, log_dir: Path, marker: str) -> None:
-        self.log_dir = log_dir
-        self.marker = marker  # an environment entry only our processes (and their children) carry
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-
-    def stop(self, name: str, grace: float = 20) -> None:
-        proc = self.procs.get(name)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):  # children left in the group (run workers)
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            with contextlib.suppress(Exception):
-                self.stop(name)
-        self._kill_strays()
-
-    def _kill_strays(self) -> None:
-        """Descendants that left our process groups (setsid) but still carry our environment marker."""
-        needle = self.marker.encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            with contextlib.suppress(OSError):
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(entry.name), signal.SIGKILL)
-
-    def tail(self, name: str, lines: int = 80) -> str:
-        with contextlib.suppress(OSError):
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace")
-            return "\n".join(text.splitlines()[-lines:])
-        return ""
-
-    def dump(self) -> str:
-        return "\n".join(f"===== {name} (last lines) =====\n{self.tail(name)}" for name in self.procs)
-
-
-def _run_cli(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> str:
-    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    if out.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
-    return out.stdout + out.stderr
 
 
 def _lifecycle(instance, run_id: str) -> list[str]:
