@@ -101,11 +101,8 @@ def check_duckdb(cfg: IntegrationConfig) -> list[Check]:
             pid = re.search(r"PID (\d+)", text)
             why = f"locked by process {pid.group(1)}" if pid else text.splitlines()[0]
             checks.append(Check(name, False, f"{path}: {why}"))
-        size = path.stat().st_size + (
-            path.with_name(path.name + ".wal").stat().st_size
-            if path.with_name(path.name + ".wal").exists()
-            else 0
-        )
+        wal = path.with_name(path.name + ".wal")
+        size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     else:
         parent = path.parent
         while not parent.exists():

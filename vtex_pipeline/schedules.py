@@ -57,10 +57,6 @@ def synced_until(instance: dg.DagsterInstance, key: dg.AssetKey, day: str | None
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def _day(key: str) -> date:
-    return date.fromisoformat(key)
-
-
 def catch_up_range(
     instance: dg.DagsterInstance, cfg: IntegrationConfig, now: datetime
 ) -> tuple[str, str] | None:
@@ -71,10 +67,11 @@ def catch_up_range(
     if last < cfg.start_date:
         return None
     orders_key = dg.AssetKey([cfg.name, "raw_orders"])
-    done = instance.get_materialized_partitions(orders_key)
+    # day keys only: an instance upgraded from 4-hour partitions still holds "YYYY-MM-DD-HH:MM" keys
+    days = [date.fromisoformat(k) for k in instance.get_materialized_partitions(orders_key) if len(k) == 10]
     first = cfg.start_date
-    if done:
-        latest = max(_day(k) for k in done if len(k) == 10)
+    if days:
+        latest = max(days)
         until = synced_until(instance, orders_key, latest.isoformat())
         day_end = datetime.combine(latest + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         first = latest if until is None or until < day_end else latest + timedelta(days=1)

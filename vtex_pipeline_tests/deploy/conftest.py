@@ -3,9 +3,24 @@ and the `daemon` marker (`pytest -m "not daemon"` leaves out the minutes-long da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from vtex_pipeline_tests.deploy.daemon_stack import Processes
 from vtex_pipeline_tests.postgres import postgres_cluster  # noqa: F401 - a fixture, used by name
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Processes]:
+    """The test's processes (simulators, code server, daemon), all stopped at the end, logs kept."""
+    procs = Processes(tmp_path / "logs", marker=f"VTEX_TEST_MARKER={tmp_path}")
+    procs.log_dir.mkdir()
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
 
 
 def pytest_configure(config: pytest.Config) -> None:

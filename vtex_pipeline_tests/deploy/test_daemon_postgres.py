@@ -19,33 +19,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from vtex_pipeline_tests.deploy.daemon_stack import (
+    BIN,
     Processes,
-)
-from vtex_pipeline_tests.deploy.daemon_stack import (
-    free_port as _free_port,
-)
-from vtex_pipeline_tests.deploy.daemon_stack import (
-    port_open as _port_open,
-)
-from vtex_pipeline_tests.deploy.daemon_stack import (
-    run_cli as _run_cli,
-)
-from vtex_pipeline_tests.deploy.daemon_stack import (
-    wait as _wait,
+    base_env,
+    free_port,
+    port_open,
+    run_cli,
+    run_errors,
+    start_code_server_and_daemon,
+    wait,
+    write_instance,
+    write_workspace,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SCHEDULE = "vtex_raw_sync_every_4h"
 SENSOR = "vtex_profile_after_sync"
 RAW_JOB = "vtex_raw_sync"
@@ -71,19 +63,6 @@ def _lifecycle(instance, run_id: str) -> list[str]:
     return [t for t in seen if t != "PIPELINE_DEQUEUED"]
 
 
-def _run_errors(instance, run) -> str:
-    msgs = []
-    for e in instance.all_logs(run.run_id):
-        if e.dagster_event is not None and e.dagster_event.is_failure:
-            err = getattr(e.dagster_event.event_specific_data, "error", None)
-            msgs.append(err.to_string() if err is not None else str(e.message))
-        elif e.level >= 40 and e.user_message:  # ERROR lines (run worker crashes, launch failures)
-            msgs.append(e.user_message)
-    return f"run {run.run_id} ({run.job_name}, {run.status.value}, tags {dict(run.tags)}):\n" + "\n".join(
-        msgs
-    )
-
-
 def _days(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
@@ -93,16 +72,6 @@ def _closed_window_day(tick: datetime) -> date:
     tick = tick.astimezone(UTC)
     window = tick.replace(hour=tick.hour - tick.hour % 4, minute=0, second=0, microsecond=0)
     return (window - timedelta(hours=4)).date()
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path / "logs", marker=f"VTEX_TEST_MARKER={tmp_path}")
-    procs.log_dir.mkdir()
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
@@ -118,52 +87,25 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
         SCHEDULE_NAME_TAG,
         SENSOR_NAME_TAG,
     )
-    from dagster._grpc.client import DagsterGrpcClient
 
     from vtex_pipeline.icomm.delta import deliverable_sql
 
     today = datetime.now(UTC).date()
     start = today - timedelta(days=3)
     home, data = tmp_path / "dagster_home", tmp_path / "data"
-    home.mkdir()
     data.mkdir()
     contacts = tmp_path / "contacts.jsonl"
     duckdb_path = data / "vtex.duckdb"
-    vtex_port, icomm_port, grpc_port = _free_port(), _free_port(), _free_port()
+    vtex_port, icomm_port, grpc_port = free_port(), free_port(), free_port()
 
-    # The instance: deploy/dagster.yaml as is (DefaultRunLauncher: runs are subprocesses of the code
-    # server on this host), its {env: DAGSTER_POSTGRES_*} pointed at the throwaway cluster.
-    instance_cfg = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text(encoding="utf-8"))
-    instance_cfg["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_cfg), encoding="utf-8")
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {
-                        "grpc_server": {
-                            "host": "127.0.0.1",
-                            "port": grpc_port,
-                            "location_name": "vtex_pipeline",
-                        }
-                    }
-                ]
-            }
-        ),
-        encoding="utf-8",
-    )
+    # The instance: deploy/dagster.yaml (DefaultRunLauncher: runs are subprocesses of the code server on
+    # this host), its {env: DAGSTER_POSTGRES_*} pointed at the throwaway cluster.
+    write_instance(home, max_concurrent_runs=4)
+    workspace = write_workspace(tmp_path / "workspace.yaml", grpc_port)
     pg_env = postgres_cluster.env(postgres_cluster.create_database("daemon_chain"))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VTEX_", "ICOMM_", "DAGSTER_")) and k not in ("PYTEST_CURRENT_TEST",)
-    }
-    env.update(pg_env)
+    env = base_env(tmp_path, pg_env, home)
     env.update(
         {
-            "DAGSTER_HOME": str(home),
-            "VTEX_PIPELINE_HOME": str(tmp_path),
             "VTEX_BASE_URL": f"http://127.0.0.1:{vtex_port}",
             "VTEX_ACCOUNT": "demostore",
             "VTEX_APP_KEY": "vtexappkey-demo-LOCAL",
@@ -177,9 +119,6 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
             "VTEX_PIPELINE_START_DATE": start.isoformat(),
             "VTEX_PIPELINE_SYNC_CRON": "* * * * *",
             "VTEX_PIPELINE_SENSOR_INTERVAL_SECONDS": "15",
-            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-            "PYTHONUNBUFFERED": "1",
-            "VTEX_TEST_MARKER": str(tmp_path),
         }
     )
     for k, v in pg_env.items():  # this process reads the same instance
@@ -197,22 +136,14 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
             env, tmp_path,
         )  # fmt: skip
         for port in (vtex_port, icomm_port):
-            _wait(f"simulator on port {port}", lambda p=port: stack.check_alive() or _port_open(p), 60)
+            wait(f"simulator on port {port}", lambda p=port: stack.check_alive() or port_open(p), 60)
 
-        stack.start(
-            "code_server",
-            [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
-             "-m", "vtex_pipeline.definitions", "--location-name", "vtex_pipeline"],
-            env, tmp_path,
-        )  # fmt: skip
-        client = DagsterGrpcClient(port=grpc_port, host="127.0.0.1")
-        _wait("code server answering", lambda: stack.check_alive() or client.ping("up"), 180, 1)
-        stack.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, tmp_path)
+        start_code_server_and_daemon(stack, env, tmp_path, grpc_port, workspace)
 
         # Switched on as an operator would, without the UI.
         dagster = str(BIN / "dagster")
-        _run_cli([dagster, "schedule", "start", SCHEDULE, "-w", str(workspace)], env, tmp_path)
-        _run_cli([dagster, "sensor", "start", SENSOR, "-w", str(workspace)], env, tmp_path)
+        run_cli([dagster, "schedule", "start", SCHEDULE, "-w", str(workspace)], env, tmp_path)
+        run_cli([dagster, "sensor", "start", SENSOR, "-w", str(workspace)], env, tmp_path)
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             expected_days = _days(start, today - timedelta(days=1))  # complete days from the start date
@@ -229,7 +160,7 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
                     if r.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
                 ]
                 if failed:
-                    raise AssertionError("\n\n".join(_run_errors(instance, r) for r in failed))
+                    raise AssertionError("\n\n".join(run_errors(instance, r) for r in failed))
                 raw_ok = any(
                     r.tags.get(SCHEDULE_NAME_TAG) == SCHEDULE and r.status == dg.DagsterRunStatus.SUCCESS
                     for r in runs(RAW_JOB)
@@ -242,18 +173,18 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
                 return raw_ok and set(expected_days) <= profiled
 
             try:
-                _wait("a scheduled raw sync and the sensor's profile runs for every complete day",
+                wait("a scheduled raw sync and the sensor's profile runs for every complete day",
                       progress, WAIT_FOR_RUNS_SECONDS, 5)  # fmt: skip
             finally:
                 # Off again, then let what was already requested finish before the processes go.
                 with contextlib.suppress(Exception):
-                    _run_cli([dagster, "schedule", "stop", SCHEDULE, "-w", str(workspace)], env, tmp_path)
-                    _run_cli([dagster, "sensor", "stop", SENSOR, "-w", str(workspace)], env, tmp_path)
+                    run_cli([dagster, "schedule", "stop", SCHEDULE, "-w", str(workspace)], env, tmp_path)
+                    run_cli([dagster, "sensor", "stop", SENSOR, "-w", str(workspace)], env, tmp_path)
             in_flight = [
                 dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                 dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
             ]  # fmt: skip
-            _wait("runs in flight to finish",
+            wait("runs in flight to finish",
                   lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=in_flight)), DRAIN_SECONDS, 3)  # fmt: skip
             stack.stop("daemon")
             stack.stop("code_server")
@@ -267,7 +198,7 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
             )
             assert scheduled, "no vtex_raw_sync run carries the schedule's tag"
             first = scheduled[0]
-            assert first.status == dg.DagsterRunStatus.SUCCESS, _run_errors(instance, first)
+            assert first.status == dg.DagsterRunStatus.SUCCESS, run_errors(instance, first)
             assert _lifecycle(instance, first.run_id) == list(LIFECYCLE), "not launched through the queue"
             created = instance.get_run_record_by_id(first.run_id).create_timestamp
             if PARTITION_NAME_TAG in first.tags:
@@ -304,7 +235,7 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
             for day, day_runs in by_day.items():
                 assert len(day_runs) == 1, f"day {day} was requested {len(day_runs)} times"
                 run = day_runs[0]
-                assert run.status == dg.DagsterRunStatus.SUCCESS, _run_errors(instance, run)
+                assert run.status == dg.DagsterRunStatus.SUCCESS, run_errors(instance, run)
                 assert run.tags.get(RUN_KEY_TAG) == f"profile-{day}"
                 assert _lifecycle(instance, run.run_id) == list(LIFECYCLE)
 

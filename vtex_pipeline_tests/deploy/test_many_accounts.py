@@ -18,7 +18,6 @@ Minutes long: marked `daemon`. Needs PostgreSQL's server binaries (skips without
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,16 +53,6 @@ APP_KEY, APP_TOKEN = "vtexappkey-demo-LOCAL", "demo-token-not-a-secret"
 FAULTS = "latency=0.3"
 WAIT_SECONDS = 420
 DRAIN_SECONDS = 240
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path / "logs", marker=f"VTEX_TEST_MARKER={tmp_path}")
-    procs.log_dir.mkdir()
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 def _integrations(tmp_path: Path, ports: dict[str, int], start: str) -> Path:
