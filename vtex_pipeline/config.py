@@ -8,6 +8,7 @@ variables that hold them, so nothing secret reaches Dagster's run config, metada
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from dotenv import load_dotenv
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vtex_pipeline.icomm.settings import IcommSettings, icomm_settings_from_env
 from vtex_pipeline.paths import resolve_path
@@ -61,6 +62,16 @@ class IntegrationConfig(BaseModel):
     catalog_stale_days: int = 7
     sync_chunk_days: int = 7
     icomm: IcommSettings | None = Field(default=None, description="None: the icomm export is not configured")
+    k8s_volume_claim: str | None = Field(
+        default=None,
+        description=(
+            "Kubernetes: the ReadWriteOnce PersistentVolumeClaim holding this account's DuckDB file; "
+            "the account's jobs carry a `dagster-k8s/config` tag mounting it in the run pod"
+        ),
+    )
+    k8s_mount_path: str | None = Field(
+        default=None, description="where the claim is mounted in the run pod; default: duckdb_path's folder"
+    )
 
     @field_validator("name")
     @classmethod
@@ -75,6 +86,39 @@ class IntegrationConfig(BaseModel):
     @classmethod
     def _duckdb_path(cls, v: str) -> str:
         return str(resolve_path(v))
+
+    @field_validator("k8s_volume_claim")
+    @classmethod
+    def _claim(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+            raise ValueError(
+                f"k8s_volume_claim {v!r} must be lowercase letters, digits and -, at most 63 (a Kubernetes "
+                "name that is also a label value: the run pods of the claim are labelled with it)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _k8s_mount(self) -> IntegrationConfig:
+        """With a claim: the mount path is absolute, not `/`, and holds the DuckDB file (the run pod
+        writes nothing of this account outside its volume)."""
+        if self.k8s_volume_claim is None:
+            if self.k8s_mount_path is not None:
+                raise ValueError("k8s_mount_path is set without k8s_volume_claim")
+            return self
+        mount = self.k8s_mount_path or posixpath.dirname(self.duckdb_path)
+        if not posixpath.isabs(mount):
+            raise ValueError(f"k8s_mount_path {mount!r} must be an absolute path in the run pod")
+        mount = posixpath.normpath(mount)
+        if mount == "/":
+            raise ValueError("k8s_mount_path must not be / (the volume would hide the image)")
+        path = posixpath.normpath(self.duckdb_path)
+        if path == mount or posixpath.commonpath([mount, path]) != mount:
+            raise ValueError(
+                f"duckdb_path {self.duckdb_path} is outside k8s_mount_path {mount}: the file would not be "
+                f"on PersistentVolumeClaim {self.k8s_volume_claim}"
+            )
+        self.k8s_mount_path = mount
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -207,4 +251,11 @@ def load_integrations(
     shared = sorted({f for f in files if files.count(f) > 1})
     if shared:  # one pool per integration serializes one file only if no two integrations share it
         raise ConfigError(f"{path}: each integration needs its own duckdb_path; shared: {', '.join(shared)}")
+    claims = [c.k8s_volume_claim for c in configs if c.k8s_volume_claim]
+    shared = sorted({c for c in claims if claims.count(c) > 1})
+    if shared:  # ReadWriteOnce: two accounts' runs (different pools, so at once) would fight over it
+        raise ConfigError(
+            f"{path}: each integration needs its own k8s_volume_claim (a ReadWriteOnce volume per "
+            f"account); shared: {', '.join(shared)}"
+        )
     return configs

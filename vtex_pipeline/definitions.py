@@ -39,17 +39,28 @@ def _with_freshness(assets: list, policy: dg.FreshnessPolicy) -> list:
     return out
 
 
+def account_resources(cfg: IntegrationConfig) -> dict[str, dg.ConfigurableResource]:
+    """The account's resources, keyed `<name>_duckdb`, `<name>_vtex` and (with icomm) `<name>_icomm`."""
+    resources = resources_for(cfg)
+    if cfg.icomm is not None:
+        resources.update(resources_for_icomm(cfg, cfg.icomm))
+    return resources
+
+
 def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     """Everything one VTEX account needs; accounts never share assets, jobs or DuckDB files."""
     assets = _with_freshness(build_raw_assets(cfg), RAW_FRESHNESS)
     assets += _with_freshness(build_profile_assets(cfg), DAILY_FRESHNESS)
     assets += _with_freshness(build_dashboard_assets(cfg), RAW_FRESHNESS)
-    resources = resources_for(cfg)
     if cfg.icomm is not None:
         assets += _with_freshness(build_export_assets(cfg, cfg.icomm), DAILY_FRESHNESS)
-        resources.update(resources_for_icomm(cfg, cfg.icomm))
+    resources = account_resources(cfg)
     raw_job = raw_sync_job(cfg)
     daily_job = profile_export_job(cfg)
+    # Resources are bound to the account's own assets and checks, not to the Definitions: Dagster gives
+    # every job all of the Definitions' resources (config schema and all), so N accounts' jobs would each
+    # carry N accounts' resources and the code location's snapshot would grow as N squared.
+    assets = dg.with_resources(assets, resources)
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(
         assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
@@ -57,7 +68,6 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
         jobs=[raw_job, daily_job],
         schedules=[raw_sync_schedule(cfg, raw_job)],
         sensors=[profile_after_sync_sensor(cfg, daily_job)],
-        resources=resources,
     )
 
 

@@ -6,7 +6,12 @@ never its value.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from vtex_pipeline.config import IntegrationConfig
@@ -60,7 +65,45 @@ def vtex_resource(cfg: IntegrationConfig) -> VtexResource:
     )
 
 
+class VolumeDuckDBResource(DuckDBResource):
+    """The DuckDB file of an account whose file lives on a Kubernetes PersistentVolumeClaim: opened only
+    when that volume is mounted. A run without the account's `dagster-k8s/config` tag (an ad-hoc
+    materialization in the implicit asset job) gets a pod without the volume, where DuckDB would
+    silently start an empty file on the pod's own disk (the image has /data); this fails instead."""
+
+    account: str
+    volume_claim: str
+    mount_path: str
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not os.path.ismount(self.mount_path):  # never created here: that is the volume's job
+            state = "is not a mounted volume" if os.path.isdir(self.mount_path) else "does not exist"
+            raise dg.Failure(
+                description=(
+                    f"account '{self.account}': {self.mount_path} {state}, so PersistentVolumeClaim "
+                    f"{self.volume_claim} is not mounted in this run and {self.database} would be a new, "
+                    f"empty file on the pod's own disk. Launch the run from the account's job "
+                    f"({self.account}_raw_sync or {self.account}_profile_export, whose dagster-k8s/config "
+                    f"tag mounts the claim), or add that tag to the run."
+                )
+            )
+        with super().get_connection() as conn:
+            yield conn
+
+
 def duckdb_resource(cfg: IntegrationConfig) -> DuckDBResource:
+    if cfg.k8s_volume_claim and cfg.k8s_mount_path:
+        return VolumeDuckDBResource(
+            database=cfg.duckdb_path,
+            account=cfg.name,
+            volume_claim=cfg.k8s_volume_claim,
+            mount_path=cfg.k8s_mount_path,
+        )
     return DuckDBResource(database=cfg.duckdb_path)  # UTC session is set by warehouse.connection.prepare
 
 

@@ -9,6 +9,7 @@ requested once both raw assets report data synced past the end of D.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, date, datetime, timedelta
 
@@ -33,9 +34,47 @@ def sync_cron() -> str:
     return os.environ.get("VTEX_PIPELINE_SYNC_CRON") or SYNC_CRON
 
 
+K8S_CONFIG_TAG = "dagster-k8s/config"  # read by dagster_k8s.K8sRunLauncher from each run's tags
+K8S_VOLUME_NAME = "vtex-account-data"
+K8S_CLAIM_LABEL = "vtex-pipeline/claim"
+
+
+def k8s_run_tags(cfg: IntegrationConfig) -> dict[str, str]:
+    """Run tags mounting the account's PersistentVolumeClaim at its mount path in the run pod (Kubernetes,
+    `K8sRunLauncher`), so one code location serves many accounts, each with its own volume. Empty when
+    the account has no claim. Names only: no secret ever goes into a tag.
+
+    The pod is labelled with its claim and prefers the node of another pod holding that claim: two runs
+    of one account can have pods alive at once (the pool serializes their steps, not their pods), and a
+    ReadWriteOnce volume attaches to one node at a time."""
+    if not cfg.k8s_volume_claim:
+        return {}
+    claim = cfg.k8s_volume_claim
+    same_claim = {"label_selector": {"match_labels": {K8S_CLAIM_LABEL: claim}}}
+    config = {
+        "pod_template_spec_metadata": {"labels": {K8S_CLAIM_LABEL: claim}},
+        "pod_spec_config": {
+            "volumes": [{"name": K8S_VOLUME_NAME, "persistent_volume_claim": {"claim_name": claim}}],
+            "affinity": {
+                "pod_affinity": {
+                    "preferred_during_scheduling_ignored_during_execution": [
+                        {
+                            "weight": 100,
+                            "pod_affinity_term": {**same_claim, "topology_key": "kubernetes.io/hostname"},
+                        }
+                    ]
+                }
+            },
+        },
+        "container_config": {"volume_mounts": [{"name": K8S_VOLUME_NAME, "mount_path": cfg.k8s_mount_path}]},
+    }
+    return {K8S_CONFIG_TAG: json.dumps(config, sort_keys=True)}
+
+
 def raw_sync_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{cfg.name}_raw_sync",
+        run_tags=k8s_run_tags(cfg) or None,
         selection=dg.AssetSelection.groups(f"{cfg.name}_raw")
         | dg.AssetSelection.assets([cfg.name, "dashboard"]),
         description=(
@@ -121,6 +160,7 @@ def profile_export_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinitio
         keys.append(dg.AssetKey([cfg.name, "icomm_contacts"]))
     return dg.define_asset_job(
         f"{cfg.name}_profile_export",
+        run_tags=k8s_run_tags(cfg) or None,
         selection=dg.AssetSelection.assets(*keys),
         description=f"Compute the customer profile of '{cfg.name}' as of a day, then export the changed contacts.",
     )

@@ -9,7 +9,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from vtex_pipeline.assets.raw import INCREMENTAL_TAG
 from vtex_pipeline.config import IntegrationConfig, load_integrations
-from vtex_pipeline.definitions import build_definitions
+from vtex_pipeline.definitions import account_resources, build_definitions
 from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.partitions import partition_key_for
 from vtex_pipeline.paths import pipeline_home
@@ -18,8 +18,8 @@ RAW = ["raw_catalog", "raw_customers", "raw_orders"]
 ALL = ["customer_profile", "dashboard", "icomm_contacts", *RAW]
 
 
-def _defs(*names: str) -> dg.Definitions:
-    cfgs = [
+def _configs(*names: str) -> list[IntegrationConfig]:
+    return [
         IntegrationConfig(
             name=n,
             account=n,
@@ -29,7 +29,10 @@ def _defs(*names: str) -> dg.Definitions:
         )
         for n in names
     ]
-    return build_definitions(cfgs)
+
+
+def _defs(*names: str) -> dg.Definitions:
+    return build_definitions(_configs(*names))
 
 
 def test_definitions_snapshot():
@@ -42,7 +45,19 @@ def test_definitions_snapshot():
     assert sorted(j.name for j in defs.jobs) == ["vtex_profile_export", "vtex_raw_sync"]
     assert [s.name for s in defs.schedules] == ["vtex_raw_sync_every_4h"]
     assert [s.name for s in defs.sensors] == ["vtex_profile_after_sync"]
-    assert sorted(defs.resources) == ["vtex_duckdb", "vtex_icomm", "vtex_vtex"]
+    # resources are bound to the account's assets, so each job carries its own account's only
+    assert not defs.resources
+    assert sorted(defs.resolve_job_def("vtex_raw_sync").resource_defs) == [
+        "io_manager",
+        "vtex_duckdb",
+        "vtex_vtex",
+    ]
+    assert sorted(defs.resolve_job_def("vtex_profile_export").resource_defs) == [
+        "io_manager",
+        "vtex_duckdb",
+        "vtex_icomm",
+        "vtex_vtex",
+    ]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.pools == {"duckdb_vtex"}, key
@@ -69,16 +84,41 @@ def test_each_integration_gets_its_own_assets_and_database():
     defs = _defs("store_a", "store_b")
     keys = {"/".join(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {f"store_a/{n}" for n in ALL} | {f"store_b/{n}" for n in ALL} == keys
+    for a, b in (("store_a", "store_b"), ("store_b", "store_a")):
+        for job in (f"{a}_raw_sync", f"{a}_profile_export"):
+            keys = set(defs.resolve_job_def(job).resource_defs)
+            assert {f"{a}_duckdb", f"{a}_vtex"} <= keys
+            assert not any(k.startswith(b) for k in keys), (job, keys)
     # relative paths resolve against the pipeline home, never the working directory
-    assert defs.resources["store_a_duckdb"].database == str(pipeline_home() / "data" / "store_a.duckdb")
-    assert defs.resources["store_b_duckdb"].database == str(pipeline_home() / "data" / "store_b.duckdb")
+    for name in ("store_a", "store_b"):
+        (cfg,) = [c for c in _configs(name)]
+        db = account_resources(cfg)[f"{name}_duckdb"].database
+        assert db == str(pipeline_home() / "data" / f"{name}.duckdb")
+
+
+def test_location_snapshot_grows_linearly_with_accounts():
+    """Each account's jobs carry only that account's resources (and their config schema), so adding
+    accounts leaves every other account's job snapshot unchanged: the code location's snapshot (what
+    the webserver and the daemon fetch) grows linearly, not with the square of the accounts."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    def job_sizes(n: int) -> dict[str, int]:
+        snap = RepositorySnap.from_def(_defs(*(f"acct_{i}" for i in range(n))).get_repository_def())
+        return {j.name: len(serialize_value(j)) for j in snap.job_datas or []}
+
+    two, four, six = job_sizes(2), job_sizes(4), job_sizes(6)
+    for job in ("acct_0_raw_sync", "acct_0_profile_export", "acct_1_raw_sync", "acct_1_profile_export"):
+        assert six[job] == two[job], job
+    # the implicit __ASSET_JOB holds every asset, so it grows too, but by the same amount per account
+    first, second = sum(four.values()) - sum(two.values()), sum(six.values()) - sum(four.values())
+    assert abs(second - first) <= 0.01 * first, (first, second)
 
 
 def test_secrets_are_env_var_references_not_values(monkeypatch):
     monkeypatch.setenv("VTEX_APP_KEY", "key-VALUE-should-not-appear")
     monkeypatch.setenv("VTEX_APP_TOKEN", "token-VALUE-should-not-appear")
-    defs = _defs("vtex")
-    res = defs.resources["vtex_vtex"]
+    res = account_resources(_configs("vtex")[0])["vtex_vtex"]
     dumped = repr(res) + str(res.model_dump() if hasattr(res, "model_dump") else "")
     assert "VALUE-should-not-appear" not in dumped
 
@@ -184,7 +224,8 @@ def test_export_is_left_out_when_icomm_is_not_configured():
     defs = build_definitions([cfg])
     keys = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "icomm_contacts" not in keys and "customer_profile" in keys
-    assert "vtex_icomm" not in defs.resources
+    assert "vtex_icomm" not in account_resources(cfg)
+    assert "vtex_icomm" not in defs.resolve_job_def("vtex_profile_export").resource_defs
 
 
 def test_sensor_requests_a_day_once_it_is_synced_past_its_end():
@@ -202,3 +243,17 @@ def test_sensor_requests_a_day_once_it_is_synced_past_its_end():
     assert requested() == []
     _synced(instance, day.isoformat(), midnight)  # the 00:10 tick synced the day's last window
     assert requested() == [day.isoformat()]
+
+
+def test_loading_the_code_location_does_not_import_the_model_fitting_stack():
+    """Every run imports the code location first; SciPy and pandas (about 1 s) are for profile runs only,
+    so a 4-hourly sync, and the daemon launching many accounts' runs, never pays for them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vtex_pipeline.definitions; "
+        "print(sorted(m for m in ('scipy', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -25,7 +25,7 @@ from vtex_pipeline.profile.compute import (
     run_sql_file,
     sql_parameters,
 )
-from vtex_pipeline.profile.predictions import backtest_table, prediction_metadata
+from vtex_pipeline.profile.prediction_report import backtest_table, prediction_metadata
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
 

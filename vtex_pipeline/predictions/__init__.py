@@ -5,50 +5,44 @@ Pure numpy/scipy: no Dagster, no DuckDB. The per-buyer summary SQL ships next to
 (`summaries.sql`, read through `summaries.summary_sql()`) so the warehouse can group before fitting.
 """
 
-from vtex_pipeline.predictions.bgnbd import (
-    TRANSACTION_MODELS,
-    TransactionParams,
-    expected_purchases_if_alive,
-    expected_repeat_purchases,
-    log_likelihood,
-    median_time_to_next_purchase,
-    p_alive,
-)
-from vtex_pipeline.predictions.fit import (
-    FitResult,
-    PredictionSettings,
-    fit_spend_model,
-    fit_transaction_model,
-    insufficient_data_reason,
-)
-from vtex_pipeline.predictions.gamma_gamma import SpendParams, expected_average_value
-from vtex_pipeline.predictions.scoring import PREDICTION_COLUMNS, score_customers
-from vtex_pipeline.predictions.summaries import (
-    group_summaries,
-    grouped_summary_sql,
-    summaries_from_purchases,
-    summary_sql,
-)
+from __future__ import annotations
 
-__all__ = [
-    "PREDICTION_COLUMNS",
-    "TRANSACTION_MODELS",
-    "FitResult",
-    "PredictionSettings",
-    "SpendParams",
-    "TransactionParams",
-    "expected_average_value",
-    "expected_purchases_if_alive",
-    "expected_repeat_purchases",
-    "fit_spend_model",
-    "fit_transaction_model",
-    "group_summaries",
-    "grouped_summary_sql",
-    "insufficient_data_reason",
-    "log_likelihood",
-    "median_time_to_next_purchase",
-    "p_alive",
-    "score_customers",
-    "summaries_from_purchases",
-    "summary_sql",
-]
+import importlib
+from typing import Any
+
+# Names resolved on first use (PEP 562), so `vtex_pipeline.predictions.names` can be imported by the
+# code location without importing SciPy and pandas, which only a profile run needs.
+_SOURCES: dict[str, str] = {
+    "HORIZONS_DAYS": "names",
+    "PREDICTION_COLUMNS": "names",
+    "TRANSACTION_MODELS": "names",
+    "TransactionParams": "bgnbd",
+    "expected_purchases_if_alive": "bgnbd",
+    "expected_repeat_purchases": "bgnbd",
+    "log_likelihood": "bgnbd",
+    "median_time_to_next_purchase": "bgnbd",
+    "p_alive": "bgnbd",
+    "FitResult": "fit",
+    "PredictionSettings": "fit",
+    "fit_spend_model": "fit",
+    "fit_transaction_model": "fit",
+    "insufficient_data_reason": "fit",
+    "SpendParams": "gamma_gamma",
+    "expected_average_value": "gamma_gamma",
+    "score_customers": "scoring",
+    "group_summaries": "summaries",
+    "grouped_summary_sql": "summaries",
+    "summaries_from_purchases": "summaries",
+    "summary_sql": "summaries",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SOURCES])

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, expit, gammaln, hyp2f1, psi
 
-TRANSACTION_MODELS: tuple[str, ...] = ("mbgnbd", "bgnbd")
+from vtex_pipeline.predictions.names import TRANSACTION_MODELS
 
 # Below this distance from a = 1 the factor 1/(a - 1) of the expectation formulas is 0/0 in floating
 # point; the expectation is smooth in a, so it is evaluated at a = 1 -/+ this and averaged (error ~1e-10).

@@ -20,21 +20,9 @@ from vtex_pipeline.predictions.bgnbd import (
 )
 from vtex_pipeline.predictions.fit import PredictionSettings
 from vtex_pipeline.predictions.gamma_gamma import SpendParams, expected_average_value
+from vtex_pipeline.predictions.names import HORIZONS_DAYS, PREDICTION_COLUMNS
 
-HORIZONS_DAYS: dict[str, int] = {
-    "expected_orders_30d": 30,
-    "expected_orders_90d": 90,
-    "expected_orders_365d": 365,
-}
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "p_alive",
-    *HORIZONS_DAYS,
-    "expected_avg_order_value",
-    "predicted_clv_365d",
-    "expected_next_order_date",
-    "avg_days_between_orders",
-    "churn_risk",
-)
+__all__ = ["HORIZONS_DAYS", "PREDICTION_COLUMNS", "score_customers"]
 
 
 def score_customers(

@@ -20,8 +20,8 @@ from typing import Any
 import duckdb
 
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.predictions.scoring import PREDICTION_COLUMNS
-from vtex_pipeline.profile import predictions
+from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
+from vtex_pipeline.profile import prediction_report
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
 
@@ -59,7 +59,7 @@ TEMP_TABLES = (
     "int_last_purchase",
     "int_rfm",
     RESULT_TABLE,
-    *predictions.TEMP_TABLES,
+    *prediction_report.TEMP_TABLES,
 )
 WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
 WINDOW_ATTRIBUTES = ("orders", "amount", "avg_amount", "products", "categories", "coupons", "rfm")
@@ -272,6 +272,8 @@ def _write_results(
                 [newest, settings.history_days],
             )
         if stats.get("predictions"):
+            from vtex_pipeline.profile import predictions  # SciPy and pandas: see prediction_report
+
             predictions.write_prediction_tables(conn, as_of, stats["predictions"])
         conn.execute("DELETE FROM customer_profile_runs WHERE as_of = ?", [as_of])
         conn.execute(
@@ -302,7 +304,7 @@ def drop_intermediates(conn: duckdb.DuckDBPyConnection) -> None:
     for macro in ("profile_names", "first_occurrences", "prefix_length"):
         conn.execute(f"DROP MACRO IF EXISTS temp.{macro}")
     conn.execute("DROP TYPE IF EXISTS temp.profile_name")
-    for view in predictions.TEMP_VIEWS:
+    for view in prediction_report.TEMP_VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS temp.{view}")
 
 
@@ -341,6 +343,9 @@ def compute_profile(
         steps[rel] = round(time.perf_counter() - t0, 3)
     # Section 6: fit, score (TEMP int_predictions, joined by the mart) and back-test.
     t0 = time.perf_counter()
+    # Imported here, not at the top: SciPy and pandas stay out of every run's start-up (prediction_report).
+    from vtex_pipeline.profile import predictions
+
     if predict:
         prediction_info = predictions.compute_predictions(conn, as_of, settings)
     else:

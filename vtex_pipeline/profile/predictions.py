@@ -33,13 +33,19 @@ from vtex_pipeline.predictions.fit import (
 )
 from vtex_pipeline.predictions.scoring import PREDICTION_COLUMNS, score_customers
 from vtex_pipeline.predictions.summaries import summary_sql
+from vtex_pipeline.profile.prediction_report import (
+    BACKTEST_SUMMARY_TABLE,
+    PREDICTIONS_TABLE,
+    SUMMARY_TABLE,
+    TEMP_TABLES,
+    TEMP_VIEWS,
+    backtest_table,
+    prediction_metadata,
+)
 from vtex_pipeline.profile.settings import ProfileSettings
 
-PREDICTIONS_TABLE = "int_predictions"
-SUMMARY_TABLE = "int_clv_summary"
-BACKTEST_SUMMARY_TABLE = "int_clv_backtest_summary"
-TEMP_TABLES = (PREDICTIONS_TABLE, SUMMARY_TABLE, BACKTEST_SUMMARY_TABLE)
-TEMP_VIEWS = ("purchase_days",)
+__all__ = ["TEMP_TABLES", "TEMP_VIEWS", "backtest_table", "prediction_metadata"]
+
 
 # The profile's purchases as the summary SQL wants them (value in currency; same-day rows merged there).
 _PURCHASE_DAYS = """
@@ -302,40 +308,3 @@ def write_prediction_tables(conn: duckdb.DuckDBPyConnection, as_of: date, info: 
                 for w in bt["weeks"]
             ],
         )
-
-
-def backtest_table(weeks: list[dict[str, Any]]) -> str:
-    """Markdown: predicted vs actual repeat purchase days per week of the holdout."""
-    rows = "\n".join(
-        f"| {w['week']} | {w['period_start']} – {w['period_end']} | {w['predicted']:.1f} | {w['actual']} |"
-        for w in weeks
-    )
-    return "| week | days | predicted | actual |\n|---:|---|---:|---:|\n" + rows
-
-
-def prediction_metadata(info: dict[str, Any]) -> dict[str, Any]:
-    """Plain values for the materialization metadata (the asset wraps markdown/json)."""
-    meta: dict[str, Any] = {
-        "predictions/model": info["model"],
-        "predictions/status": info["status"],
-        "predictions/buyers": info["buyers"],
-        "predictions/repeat_buyers": info["repeat_buyers"],
-        "predictions/seconds": info["seconds"],
-    }
-    if info["reason"]:
-        meta["predictions/null_reason"] = info["reason"]
-    for f in info["fits"]:
-        if f["ok"]:
-            meta[f"predictions/{f['model']}_params"] = {k: round(float(v), 6) for k, v in f["params"].items()}
-            meta[f"predictions/{f['model']}_log_likelihood"] = round(float(f["log_likelihood"]), 3)
-            meta[f"predictions/{f['model']}_customers"] = f["customers"]
-    bt = info.get("backtest") or {}
-    meta["backtest/status"] = bt.get("status")
-    if bt.get("reason"):
-        meta["backtest/reason"] = bt["reason"]
-    if bt.get("status") == "fitted":
-        meta["backtest/predicted"] = round(float(bt["predicted"]), 1)
-        meta["backtest/actual"] = int(bt["actual"])
-        if bt["share"] is not None:
-            meta["backtest/share"] = round(float(bt["share"]), 4)
-    return meta

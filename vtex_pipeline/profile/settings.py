@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from vtex_pipeline.predictions.bgnbd import TRANSACTION_MODELS
-from vtex_pipeline.predictions.fit import PredictionSettings
+from vtex_pipeline.predictions.names import TRANSACTION_MODELS
+
+if TYPE_CHECKING:
+    from vtex_pipeline.predictions.fit import PredictionSettings
 
 CLV_MODEL_ENV = "VTEX_PIPELINE_CLV_MODEL"
 
@@ -106,6 +109,8 @@ class ProfileSettings(BaseModel):
         return env
 
     def prediction_settings(self) -> PredictionSettings:
+        from vtex_pipeline.predictions.fit import PredictionSettings  # SciPy: only a profile run needs it
+
         return PredictionSettings(
             model=self.transaction_model(),
             min_buyers=self.prediction_min_buyers,

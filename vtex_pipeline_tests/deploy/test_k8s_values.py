@@ -4,13 +4,14 @@
 - the instance the chart renders from it (run launcher, run coordinator, pools, run limit, run
   monitoring, telemetry; rendered as the chart's templates/helpers/instance/*.tpl do) passes Dagster's
   own instance-config validation, with `pools.default_limit: 1` and no run-coordinator run limit;
-- the run launcher block passes `dagster_k8s.K8sRunLauncher`'s config schema (when dagster-k8s is
-  importable here, or in the interpreter named by DAGSTER_K8S_PYTHON, e.g. a scratch venv with
-  `pip install dagster-k8s==0.29.27`; skipped otherwise);
+- the run launcher block passes `dagster_k8s.K8sRunLauncher`'s config schema (dagster-k8s is in the
+  `dev` extra; without it, or DAGSTER_K8S_PYTHON naming a python that has it, the check skips locally
+  and fails under CI);
 - every code location: its integrations file loads, every variable the pipeline reads for its accounts
   (app key/token, icomm key, VTEX_PIPELINE_HOME, VTEX_PIPELINE_INTEGRATIONS, the range-run setting) is
-  in its env, its DuckDB files are on its own PVC mounted at /data, and runs inherit all that
-  (`includeConfigInLaunchedRuns`).
+  in its env and runs inherit it (`includeConfigInLaunchedRuns`); the code server mounts no DuckDB
+  volume; every account names its own ReadWriteOnce claim of pvc.yaml (`k8s_volume_claim`, mounted in
+  its run pods by its jobs' `dagster-k8s/config` tag: test_k8s_run_pods.py builds those pods).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from vtex_pipeline_tests.postgres import running_in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -155,7 +158,7 @@ def test_the_rendered_instance_passes_dagsters_validation(tmp_path: Path) -> Non
         }
     }  # fmt: skip
     instance = render_instance(values, storage)
-    # dagster-k8s is not a dependency of this project: the launcher is checked on its own below
+    # the launcher is checked on its own below, against dagster-k8s's schema (the `k8s` / `dev` extras)
     instance["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance), encoding="utf-8")
     config, _ = dagster_instance_config(str(tmp_path))
@@ -190,6 +193,8 @@ def _k8s_python() -> str | None:
 def test_run_launcher_passes_k8s_run_launchers_config_schema() -> None:
     python = _k8s_python()
     if python is None:
+        if running_in_ci():
+            pytest.fail("dagster-k8s is in the dev extra: `pip install -e '.[dev]'`")
         pytest.skip("dagster-k8s not importable; set DAGSTER_K8S_PYTHON to a python that has it")
     launcher = render_run_launcher(_values())
     assert launcher["class"] == "K8sRunLauncher"
@@ -214,19 +219,21 @@ def _integrations_file(deployment: dict[str, Any]) -> Path:
     return K8S / "integrations" / (cm.removeprefix("vtex-integrations-").replace("-", "_") + ".yaml")
 
 
-def test_every_code_location_has_its_variables_volume_and_accounts() -> None:
+def test_every_code_location_has_its_variables_and_accounts_their_own_claim() -> None:
     from vtex_pipeline.config import load_integrations
 
     values = _values()
     deployments = values["dagster-user-deployments"]["deployments"]
     assert values["dagster-user-deployments"]["enabled"] and deployments
-    pvcs = {d["metadata"]["name"] for d in yaml.safe_load_all((K8S / "pvc.yaml").read_text(encoding="utf-8"))}
+    pvcs = {
+        d["metadata"]["name"]: d for d in yaml.safe_load_all((K8S / "pvc.yaml").read_text(encoding="utf-8"))
+    }
     seen_claims, seen_accounts = set(), set()
     for dep in deployments:
         name = dep["name"]
         assert dep["codeServerArgs"][:2] == ["-m", "vtex_pipeline.definitions"], name
         assert dep["includeConfigInLaunchedRuns"]["enabled"] is True, (
-            f"{name}: runs would lose env and volume"
+            f"{name}: runs would lose env and the integrations file"
         )
         assert dep["image"]["tag"] not in ("", "latest"), (
             f"{name}: runs must use the code server's exact image"
@@ -235,16 +242,15 @@ def test_every_code_location_has_its_variables_volume_and_accounts() -> None:
         assert env.get("VTEX_PIPELINE_HOME") == "/data", name
         assert env.get("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS") == "true", name
         mounts = {m["mountPath"]: m["name"] for m in dep["volumeMounts"]}
-        volumes = {v["name"]: v for v in dep["volumes"]}
-        claim = volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
-        assert claim in pvcs, f"{name}: PVC {claim} is not in deploy/k8s/pvc.yaml"
-        assert claim not in seen_claims, f"{claim} is mounted by two code locations"
-        seen_claims.add(claim)
+        # a ReadWriteOnce claim on the long-lived code server would hold it on the server's node (and,
+        # through includeConfigInLaunchedRuns, put every account's claim in every run pod)
+        assert not any("persistentVolumeClaim" in v for v in dep["volumes"]), f"{name}: mounts a claim"
         integrations_path = env["VTEX_PIPELINE_INTEGRATIONS"]
         assert str(Path(integrations_path).parent) in mounts, f"{name}: {integrations_path} is not mounted"
 
         local = _integrations_file(dep)
         configs = load_integrations({"VTEX_PIPELINE_INTEGRATIONS": str(local), "VTEX_PIPELINE_HOME": "/data"})
+        assert len(configs) >= 2, f"{name}: the example serves several accounts from one location"
         for cfg in configs:
             needed = {cfg.app_key_env, cfg.app_token_env}
             if cfg.icomm is not None:
@@ -253,11 +259,16 @@ def test_every_code_location_has_its_variables_volume_and_accounts() -> None:
             assert not missing, f"{name}: account {cfg.name} reads {missing}, not in the deployment's env"
             for var in needed:  # secrets come from Secrets, never as literals in the values file
                 assert isinstance(env[var], dict) and "secretKeyRef" in env[var], f"{name}: {var}"
-            assert Path(cfg.duckdb_path).is_relative_to("/data"), (
-                f"{cfg.name}: {cfg.duckdb_path} is not on the PVC"
-            )
+            claim = cfg.k8s_volume_claim
+            assert claim in pvcs, f"{cfg.name}: PVC {claim} is not in deploy/k8s/pvc.yaml"
+            assert pvcs[claim]["spec"]["accessModes"] == ["ReadWriteOnce"], claim
+            assert claim not in seen_claims, f"{claim} is the claim of two accounts"
+            seen_claims.add(claim)
+            assert Path(cfg.duckdb_path).is_relative_to(cfg.k8s_mount_path), cfg.name
+            assert Path(cfg.k8s_mount_path).is_relative_to("/data") and cfg.k8s_mount_path not in mounts
             assert cfg.name not in seen_accounts, f"account {cfg.name} is in two code locations"
             seen_accounts.add(cfg.name)
+    assert seen_claims == set(pvcs), f"claims no account uses: {sorted(set(pvcs) - seen_claims)}"
 
 
 def test_no_secret_in_the_values_file() -> None:
