@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from benchmarks.sync_throughput import make_store
+from vtex_pipeline.partitions import window_start
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.vtex_server import DEFAULT_APP_KEYS, create_app
@@ -144,7 +145,8 @@ def cycle(
         (tmp / "logs").mkdir()
         (tmp / "data").mkdir()
         home = tmp / "dagster_home"
-        now = datetime.now(UTC).replace(microsecond=0)
+        # every order in a closed 4-hour window (the tick syncs up to the last closed one), after the start
+        now = window_start(datetime.now(UTC)) - timedelta(minutes=1)
         start = (now - timedelta(days=days)).date()
         names = [f"acct_{i:02d}" for i in range(n)]
         urls = {}
@@ -163,7 +165,8 @@ def cycle(
         ]  # fmt: skip
         (tmp / "integrations.yaml").write_text(yaml.safe_dump({"integrations": items}), encoding="utf-8")
         grpc_port = free_port()
-        write_instance(home, max_concurrent_runs=max_runs, dequeue_workers=dequeue_workers)
+        instance_cfg = write_instance(home, max_concurrent_runs=max_runs, dequeue_workers=dequeue_workers)
+        coordinator = instance_cfg["run_coordinator"]["config"]
         workspace = write_workspace(tmp / "workspace.yaml", grpc_port)
         pg_env = pg.env(pg.create_database(f"bench_{n}_{int(time.time())}"))
         env = base_env(tmp, pg_env, home)
@@ -242,7 +245,11 @@ def cycle(
         return {
             "accounts": n,
             "max_concurrent_runs": max_runs,
-            "dequeue_workers": dequeue_workers or "serial",
+            "dequeue_workers": (
+                coordinator.get("dequeue_num_workers", 1)
+                if coordinator.get("dequeue_use_threads")
+                else "serial"
+            ),
             "orders_per_account": orders,
             "orders_stored": stored,
             "failed_runs": failed,
@@ -311,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=3, help="start date this many days back")
     ap.add_argument("--max-concurrent-runs", type=int, default=16, help="the host cap (instance run limit)")
     ap.add_argument("--dequeue-workers", type=int, default=0,
-                    help="run_coordinator dequeue_use_threads with this many workers (0: deploy/dagster.yaml as is)")  # fmt: skip
+                    help="launch queued runs from this many threads, -1: one after the other "
+                         "(0: deploy/dagster.yaml as is, 4 threads)")  # fmt: skip
     args = ap.parse_args(argv)
     out = run(args.accounts, customers=args.customers, orders=args.orders, days=args.days,
               max_runs=args.max_concurrent_runs, dequeue_workers=args.dequeue_workers)  # fmt: skip

@@ -30,6 +30,10 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
+# One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>").
+RUN_EXECUTOR = dg.in_process_executor
+
+
 def _with_freshness(assets: list, policy: dg.FreshnessPolicy) -> list:
     out = []
     for a in assets:
@@ -54,16 +58,25 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     assets += _with_freshness(build_dashboard_assets(cfg), RAW_FRESHNESS)
     if cfg.icomm is not None:
         assets += _with_freshness(build_export_assets(cfg, cfg.icomm), DAILY_FRESHNESS)
-    resources = account_resources(cfg)
-    raw_job = raw_sync_job(cfg)
-    daily_job = profile_export_job(cfg)
     # Resources are bound to the account's own assets and checks, not to the Definitions: Dagster gives
     # every job all of the Definitions' resources (config schema and all), so N accounts' jobs would each
     # carry N accounts' resources and the code location's snapshot would grow as N squared.
-    assets = dg.with_resources(assets, resources)
+    assets = dg.with_resources(assets, account_resources(cfg))
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
+    assets = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
+    # The jobs are resolved against this account's assets alone. Left to the code location, each
+    # job's selection is resolved against every account's assets: N jobs x N accounts' assets, about
+    # 5 minutes of code-server start-up at 1,000 accounts (docs/scaling.md).
+    account = dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=[raw_sync_job(cfg), profile_export_job(cfg)],
+        executor=RUN_EXECUTOR,
+    )
+    raw_job = account.resolve_job_def(f"{cfg.name}_raw_sync")
+    daily_job = account.resolve_job_def(f"{cfg.name}_profile_export")
     return dg.Definitions(
-        assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
+        assets=assets,
         asset_checks=checks,
         jobs=[raw_job, daily_job],
         schedules=[raw_sync_schedule(cfg, raw_job)],
@@ -74,8 +87,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
 def build_definitions(integrations: list[IntegrationConfig] | None = None) -> dg.Definitions:
     integrations = integrations if integrations is not None else load_integrations()
     merged = dg.Definitions.merge(*(integration_definitions(cfg) for cfg in integrations))
-    # One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>").
-    return dg.Definitions.merge(merged, dg.Definitions(executor=dg.in_process_executor))
+    return dg.Definitions.merge(merged, dg.Definitions(executor=RUN_EXECUTOR))
 
 
 defs = build_definitions()

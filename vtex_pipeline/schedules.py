@@ -118,7 +118,7 @@ def catch_up_range(
     return first.isoformat(), last.isoformat()
 
 
-def raw_sync_schedule(cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+def raw_sync_schedule(cfg: IntegrationConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{cfg.name}_raw_sync_every_4h",
         cron_schedule=sync_cron(),
@@ -175,9 +175,7 @@ def day_synced(instance: dg.DagsterInstance, cfg: IntegrationConfig, day: date) 
     return all(until is not None and until >= end for until in (orders, customers))
 
 
-def profile_after_sync_sensor(
-    cfg: IntegrationConfig, job: dg.UnresolvedAssetJobDefinition
-) -> dg.SensorDefinition:
+def profile_after_sync_sensor(cfg: IntegrationConfig, job: dg.JobDefinition) -> dg.SensorDefinition:
     """Requests the profile of day D once orders and customers are synced past the end of D (store time
     zone). Syncs go forward and re-list a look-back, so that point means D's purchases are in."""
     interval = int(os.environ.get("VTEX_PIPELINE_SENSOR_INTERVAL_SECONDS") or SENSOR_INTERVAL_SECONDS)

@@ -128,16 +128,20 @@ def run_cli(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
 
 
 def write_instance(home: Path, *, max_concurrent_runs: int, dequeue_workers: int = 0) -> dict[str, Any]:
-    """deploy/dagster.yaml as is (PostgreSQL from DAGSTER_POSTGRES_*, QueuedRunCoordinator, pools
-    default_limit 1, DefaultRunLauncher), with the run limit of this host."""
+    """deploy/dagster.yaml as is (PostgreSQL from DAGSTER_POSTGRES_*, QueuedRunCoordinator launching from
+    4 threads, pools default_limit 1, DefaultRunLauncher), with the run limit of this host; `dequeue_workers`
+    > 0 sets the launch threads, < 0 launches one run after the other."""
     cfg = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text(encoding="utf-8"))
     cfg["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     cfg["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1
     cfg["concurrency"]["runs"]["max_concurrent_runs"] = max_concurrent_runs
-    if dequeue_workers:  # launch queued runs from a thread pool instead of one after the other
+    if dequeue_workers > 0:  # launch queued runs from this many threads
         cfg["run_coordinator"]["config"].update(
             {"dequeue_use_threads": True, "dequeue_num_workers": dequeue_workers}
         )
+    elif dequeue_workers < 0:  # one after the other (Dagster's default)
+        cfg["run_coordinator"]["config"]["dequeue_use_threads"] = False
+        cfg["run_coordinator"]["config"].pop("dequeue_num_workers", None)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return cfg
