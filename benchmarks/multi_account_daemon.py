@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-concurrent-runs", type=int, default=16, help="the host cap (instance run limit)")
     ap.add_argument("--dequeue-workers", type=int, default=0,
                     help="launch queued runs from this many threads, -1: one after the other "
-                         "(0: deploy/dagster.yaml as is, 4 threads)")  # fmt: skip
+                         "(0: deploy/dagster.yaml as is, 8 threads)")  # fmt: skip
     args = ap.parse_args(argv)
     out = run(args.accounts, customers=args.customers, orders=args.orders, days=args.days,
               max_runs=args.max_concurrent_runs, dequeue_workers=args.dequeue_workers)  # fmt: skip
