@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from vtex_pipeline.assets.dashboard import build_dashboard_assets
 from vtex_pipeline.assets.export import build_export_assets
@@ -64,17 +65,15 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     assets = dg.with_resources(assets, account_resources(cfg))
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
     assets = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
-    # The jobs are resolved against this account's assets alone. Left to the code location, each
-    # job's selection is resolved against every account's assets: N jobs x N accounts' assets, about
-    # 5 minutes of code-server start-up at 1,000 accounts (docs/scaling.md).
-    account = dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=[raw_sync_job(cfg), profile_export_job(cfg)],
-        executor=RUN_EXECUTOR,
-    )
-    raw_job = account.resolve_job_def(f"{cfg.name}_raw_sync")
-    daily_job = account.resolve_job_def(f"{cfg.name}_profile_export")
+    # The jobs are resolved here, against this account's assets alone, as Dagster's repository builder
+    # would (`UnresolvedAssetJobDefinition.resolve`; internal, hence the pinned dagster). Left to the code
+    # location, each job's selection is resolved against every account's assets: N jobs x N accounts'
+    # assets, about 5 minutes of code-server start-up at 1,000 accounts (docs/scaling.md). A per-account
+    # `Definitions(...).resolve_job_def` would build a repository per account, and each asks the
+    # instance for its definitions state.
+    graph = AssetGraph.from_assets([*assets, *checks])
+    raw_job = raw_sync_job(cfg).resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR)
+    daily_job = profile_export_job(cfg).resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

@@ -134,10 +134,10 @@ def _synced(instance: dg.DagsterInstance, day: str, until: datetime) -> None:
 
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, at: datetime) -> dg.RunRequest:
     schedule = defs.resolve_schedule_def("vtex_raw_sync_every_4h")
-    ctx = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
-    )
-    (req,) = schedule.evaluate_tick(ctx).run_requests
+    ) as ctx:
+        (req,) = schedule.evaluate_tick(ctx).run_requests
     assert req.tags[INCREMENTAL_TAG] == "true"
     return req
 
@@ -171,12 +171,12 @@ def _catch_up(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     # A sync still running (a long first sync): the tick skips instead of queueing a second one.
     running = create_run_for_test(instance, job_name="vtex_raw_sync", status=dg.DagsterRunStatus.STARTED)
     schedule = defs.resolve_schedule_def("vtex_raw_sync_every_4h")
-    ctx = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=datetime(2026, 11, 28, 8, 10, tzinfo=UTC),
         repository_def=defs.get_repository_def(),
-    )
-    assert "still in progress" in (schedule.evaluate_tick(ctx).skip_message or "")
+    ) as ctx:
+        assert "still in progress" in (schedule.evaluate_tick(ctx).skip_message or "")
     instance.report_run_failed(running)
     # The daemon was down for two days: one run from the last day not fully synced.
     req = _tick(defs, instance, datetime(2026, 11, 30, 16, 10, tzinfo=UTC))
@@ -236,8 +236,8 @@ def test_sensor_requests_a_day_once_it_is_synced_past_its_end():
     midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
     def requested() -> list[str | None]:
-        ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-        return [r.partition_key for r in sensor.evaluate_tick(ctx).run_requests]
+        with dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as ctx:
+            return [r.partition_key for r in sensor.evaluate_tick(ctx).run_requests]
 
     _synced(instance, day.isoformat(), midnight - timedelta(hours=3, minutes=50))  # refreshed at 20:10
     assert requested() == []

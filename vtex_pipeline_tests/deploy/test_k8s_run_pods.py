@@ -140,10 +140,14 @@ def _daemon_run_tags(defs: dg.Definitions, job_name: str, cfg: IntegrationConfig
     tags = dict(snap.run_tags or {})
     if job_name.endswith("_raw_sync"):
         schedule = defs.resolve_schedule_def(f"{cfg.name}_raw_sync_every_4h")
-        with dg.instance_for_test() as instance:
-            context = dg.build_schedule_context(
+        # both as context managers: a schedule context left open keeps the instance's definitions-state
+        # storage as the thread's current one, and every later repository built in this process fails
+        with (
+            dg.instance_for_test() as instance,
+            dg.build_schedule_context(
                 instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 8, 10, tzinfo=UTC)
-            )
+            ) as context,
+        ):
             requests = schedule.evaluate_tick(context).run_requests or []
         assert requests, f"{cfg.name}: the schedule requested no run"
         tags.update(requests[0].tags)
