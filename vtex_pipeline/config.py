@@ -247,15 +247,18 @@ def load_integrations(
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: integration names must be unique, got {names}")
-    files = [str(Path(c.duckdb_path).resolve()) for c in configs]
-    shared = sorted({f for f in files if files.count(f) > 1})
+    shared = _shared([str(Path(c.duckdb_path).resolve()) for c in configs])
     if shared:  # one pool per integration serializes one file only if no two integrations share it
         raise ConfigError(f"{path}: each integration needs its own duckdb_path; shared: {', '.join(shared)}")
-    claims = [c.k8s_volume_claim for c in configs if c.k8s_volume_claim]
-    shared = sorted({c for c in claims if claims.count(c) > 1})
+    shared = _shared([c.k8s_volume_claim for c in configs if c.k8s_volume_claim])
     if shared:  # ReadWriteOnce: two accounts' runs (different pools, so at once) would fight over it
         raise ConfigError(
             f"{path}: each integration needs its own k8s_volume_claim (a ReadWriteOnce volume per "
             f"account); shared: {', '.join(shared)}"
         )
     return configs
+
+
+def _shared(values: list[str]) -> list[str]:
+    """The values that occur more than once."""
+    return sorted({v for v in values if values.count(v) > 1})

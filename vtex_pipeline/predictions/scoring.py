@@ -20,9 +20,7 @@ from vtex_pipeline.predictions.bgnbd import (
 )
 from vtex_pipeline.predictions.fit import PredictionSettings
 from vtex_pipeline.predictions.gamma_gamma import SpendParams, expected_average_value
-from vtex_pipeline.predictions.names import HORIZONS_DAYS, PREDICTION_COLUMNS
-
-__all__ = ["HORIZONS_DAYS", "PREDICTION_COLUMNS", "score_customers"]
+from vtex_pipeline.predictions.names import HORIZONS_DAYS
 
 
 def score_customers(

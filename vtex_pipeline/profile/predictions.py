@@ -31,21 +31,11 @@ from vtex_pipeline.predictions.fit import (
     fit_transaction_model,
     insufficient_data_reason,
 )
-from vtex_pipeline.predictions.scoring import PREDICTION_COLUMNS, score_customers
+from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
+from vtex_pipeline.predictions.scoring import score_customers
 from vtex_pipeline.predictions.summaries import summary_sql
-from vtex_pipeline.profile.prediction_report import (
-    BACKTEST_SUMMARY_TABLE,
-    PREDICTIONS_TABLE,
-    SUMMARY_TABLE,
-    TEMP_TABLES,
-    TEMP_VIEWS,
-    backtest_table,
-    prediction_metadata,
-)
+from vtex_pipeline.profile.prediction_report import BACKTEST_SUMMARY_TABLE, PREDICTIONS_TABLE, SUMMARY_TABLE
 from vtex_pipeline.profile.settings import ProfileSettings
-
-__all__ = ["TEMP_TABLES", "TEMP_VIEWS", "backtest_table", "prediction_metadata"]
-
 
 # The profile's purchases as the summary SQL wants them (value in currency; same-day rows merged there).
 _PURCHASE_DAYS = """
