@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+from tabulate import tabulate
 
 from vtex_pipeline.sync.report import SyncReport
 
@@ -23,12 +24,15 @@ def table_metadata(
     ).fetchall()
     count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     shown = [c for c, _ in cols if c != "record"][:10]
-    df = conn.execute(f"SELECT {', '.join(shown)} FROM {table} LIMIT {preview_rows}").df()
+    # fetchall + tabulate, as DataFrame.to_markdown does, without importing pandas into every sync run
+    head = conn.execute(f"SELECT {', '.join(shown)} FROM {table} LIMIT {preview_rows}").fetchall()
     return {
         "dagster/row_count": int(count),
         "dagster/table_name": table,
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in cols]),
-        "preview": dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(empty)_"),
+        "preview": dg.MetadataValue.md(
+            tabulate(head, headers=shown, tablefmt="pipe") if head else "_(empty)_"
+        ),
     }
 
 
