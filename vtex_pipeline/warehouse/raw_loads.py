@@ -22,7 +22,7 @@ import duckdb
 _columns_cache: dict[str, list[tuple[str, str]]] = {}
 
 
-def column_types(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+def _column_types(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
     """(column name, SQL type) of `table` in declaration order."""
     if table not in _columns_cache:
         rows = conn.execute(
@@ -34,16 +34,11 @@ def column_types(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str,
     return _columns_cache[table]
 
 
-def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Column names of `table` in declaration order."""
-    return [c for c, _ in column_types(conn, table)]
-
-
 def insert_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]]) -> int:
     """Insert row dicts (keys = column names; missing keys are NULL) in one statement, a list per column."""
     if not rows:
         return 0
-    typed = column_types(conn, table)
+    typed = _column_types(conn, table)
     cols = ", ".join(f'"{c}"' for c, _ in typed)
     values = ", ".join(f"unnest(?::{t}[])" for _, t in typed)
     conn.execute(
