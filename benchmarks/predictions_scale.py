@@ -38,7 +38,7 @@ from vtex_pipeline.predictions import (
     score_customers,
 )
 from vtex_pipeline.predictions.simulate import simulate_spend, simulate_transactions
-from vtex_pipeline.profile.compute import SQL_STEPS, load_rfm_segments, run_sql_file, sql_parameters
+from vtex_pipeline.profile.compute import build_model, sql_parameters
 from vtex_pipeline.profile.predictions import compute_predictions
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
@@ -194,11 +194,8 @@ def real_path(db: str, as_of: date, threads: int = 2) -> dict[str, Any]:
     cfg = IntegrationConfig(name="bench", timezone="America/Sao_Paulo", duckdb_path=db)
     settings = ProfileSettings(memory_limit="3.5GB")
     params = sql_parameters(cfg, settings, as_of)
-    load_rfm_segments(conn)
-    for rel in SQL_STEPS[: SQL_STEPS.index("intermediate/int_customer_purchases.sql") + 1]:
-        run_sql_file(conn, rel, params)
-    for t in ("stg_order_items", "stg_customers"):
-        conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+    for name in ("stg_customers", "stg_purchases", "stg_order_customer", "int_purchases"):
+        build_model(conn, name, settings, params)  # what the predictions read
     out = _measure(conn, as_of)
     conn.close()
     return {"benchmark": "predictions_real_path", **out}

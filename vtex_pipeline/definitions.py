@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._record import copy  # UnresolvedAssetJobDefinition is a record (the pinned dagster)
 
 from vtex_pipeline.assets.dashboard import build_dashboard_assets
 from vtex_pipeline.assets.export import build_export_assets
@@ -52,6 +53,20 @@ def account_resources(cfg: IntegrationConfig) -> dict[str, dg.ConfigurableResour
     return resources
 
 
+def model_jobs(
+    cfg: IntegrationConfig,
+) -> tuple[dg.UnresolvedAssetJobDefinition, dg.UnresolvedAssetJobDefinition]:
+    """The raw sync and daily jobs of `schedules.py`, with the SQL models: the raw sync also rebuilds
+    the staging tables its dashboard reads; the daily job runs everything upstream of the profile, the
+    dashboard and the export except the raw sync itself (staging, then the models of the day)."""
+    raw, daily = raw_sync_job(cfg), profile_export_job(cfg)
+    raw_group = dg.AssetSelection.groups(f"{cfg.name}_raw")
+    return (
+        copy(raw, selection=raw.selection | dg.AssetSelection.groups(f"{cfg.name}_staging")),
+        copy(daily, selection=daily.selection.upstream() - raw_group),
+    )
+
+
 def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     """Everything one VTEX account needs; accounts never share assets, jobs or DuckDB files."""
     assets = _with_freshness(build_raw_assets(cfg), RAW_FRESHNESS)
@@ -72,8 +87,9 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     # `Definitions(...).resolve_job_def` would build a repository per account, and each asks the
     # instance for its definitions state.
     graph = AssetGraph.from_assets([*assets, *checks])
-    raw_job = raw_sync_job(cfg).resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR)
-    daily_job = profile_export_job(cfg).resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR)
+    raw_job, daily_job = (
+        job.resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR) for job in model_jobs(cfg)
+    )
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

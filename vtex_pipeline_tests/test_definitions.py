@@ -15,7 +15,37 @@ from vtex_pipeline.partitions import partition_key_for
 from vtex_pipeline.paths import pipeline_home
 
 RAW = ["raw_catalog", "raw_customers", "raw_orders"]
-ALL = ["customer_profile", "dashboard", "icomm_contacts", *RAW]
+STAGING = ["stg_customers", "stg_order_customer", "stg_order_items", "stg_purchases"]
+INTERMEDIATE = ["int_items", "int_last_purchase", "int_lists", "int_purchases", "int_rfm", "int_windows"]
+ALL = sorted(["customer_profile", "dashboard", "icomm_contacts", *RAW, *STAGING, *INTERMEDIATE])
+# The lineage graph of the UI: raw -> staging -> intermediate -> customer_profile -> icomm_contacts,
+# the dashboard beside (on the shared staging and the profile).
+EDGES = {
+    ("raw_customers", "stg_customers"),
+    ("raw_orders", "stg_purchases"),
+    ("stg_customers", "stg_order_customer"),
+    ("stg_purchases", "stg_order_customer"),
+    ("raw_orders", "stg_order_items"),
+    ("raw_catalog", "stg_order_items"),
+    ("stg_purchases", "stg_order_items"),
+    ("stg_customers", "int_purchases"),
+    ("stg_purchases", "int_purchases"),
+    ("stg_order_customer", "int_purchases"),
+    ("int_purchases", "int_windows"),
+    ("int_purchases", "int_items"),
+    ("stg_order_items", "int_items"),
+    ("int_purchases", "int_lists"),
+    ("int_windows", "int_lists"),
+    ("int_items", "int_lists"),
+    ("int_purchases", "int_last_purchase"),
+    ("int_items", "int_last_purchase"),
+    ("int_windows", "int_rfm"),
+    *((m, "customer_profile") for m in ("stg_customers", "int_purchases", "int_windows", "int_lists")),
+    *((m, "customer_profile") for m in ("int_last_purchase", "int_rfm")),
+    ("customer_profile", "icomm_contacts"),
+    ("raw_orders", "raw_catalog"),  # the catalog sync fetches the products the orders name
+    *((m, "dashboard") for m in ("raw_orders", *STAGING, "customer_profile")),
+}
 
 
 def _configs(*names: str) -> list[IntegrationConfig]:
@@ -41,7 +71,7 @@ def test_definitions_snapshot():
     assert sorted("/".join(k.path) for k in graph.get_all_asset_keys()) == [f"vtex/{n}" for n in ALL]
     checks = {f"{c.asset_key.path[-1]}:{c.name}" for c in graph.asset_check_keys}
     assert {"raw_orders:few_rejected_orders", "raw_orders:items_belong_to_orders"} <= checks
-    assert len([c for c in checks if c.startswith("customer_profile:")]) >= 7
+    assert len([c for c in checks if c.startswith("customer_profile:")]) >= 6
     assert sorted(j.name for j in defs.jobs) == ["vtex_profile_export", "vtex_raw_sync"]
     assert [s.name for s in defs.schedules] == ["vtex_raw_sync_every_4h"]
     assert [s.name for s in defs.sensors] == ["vtex_profile_after_sync"]
@@ -67,17 +97,44 @@ def test_definitions_snapshot():
             "raw_customers",
             "icomm_contacts",
             "dashboard",
+            *STAGING,
         ):  # not time series: one materialization per run
             assert node.partitions_def is None
             continue
-        if key.path[-1] == "customer_profile":
-            assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        if key.path[-1] == "customer_profile" or key.path[-1].startswith("int_"):
+            assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), key
+            assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
             continue
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
         parts = node.partitions_def
         assert isinstance(parts, dg.TimeWindowPartitionsDefinition)
         assert (parts.cron_schedule, parts.timezone, parts.fmt) == ("0 0 * * *", "UTC", "%Y-%m-%d")
     defs.validate_loadable(defs)
+
+
+def test_lineage_graph_shows_the_sql_models_between_raw_and_the_profile():
+    defs = _defs("vtex")
+    graph = defs.resolve_asset_graph()
+    edges = {
+        (parent.path[-1], key.path[-1])
+        for key in graph.get_all_asset_keys()
+        for parent in graph.get(key).parent_keys
+    }
+    assert edges == EDGES
+    checks = {f"{c.asset_key.path[-1]}:{c.name}" for c in graph.asset_check_keys}
+    assert {
+        "int_windows:windows_never_shrink",
+        "int_lists:lists_never_shrink",
+        "int_rfm:rfm_codes_well_formed",
+        "int_rfm:segments_add_up",
+        "customer_profile:lifetime_purchases_add_up",
+    } <= checks
+    # the raw sync rebuilds the shared staging (its dashboard reads it); the daily job builds
+    # everything from staging to the export, never the raw sync itself
+    raw_job = defs.resolve_job_def("vtex_raw_sync").asset_layer.selected_asset_keys
+    daily = defs.resolve_job_def("vtex_profile_export").asset_layer.selected_asset_keys
+    assert sorted(k.path[-1] for k in raw_job) == sorted([*RAW, *STAGING, "dashboard"])
+    assert sorted(k.path[-1] for k in daily) == sorted(set(ALL) - set(RAW))
 
 
 def test_each_integration_gets_its_own_assets_and_database():

@@ -11,7 +11,7 @@ import warnings
 import dagster as dg
 
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.dashboard.kpis import DASH_TABLES, compute_kpis, dashboard_path
+from vtex_pipeline.dashboard.kpis import DASH_TABLES, STAGING, compute_kpis, dashboard_path
 from vtex_pipeline.dashboard.render import kpi_markdown, render_dashboard, summary_figures
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
@@ -28,7 +28,10 @@ def build_dashboard_assets(
 
     @dg.asset(
         key=dg.AssetKey([cfg.name, "dashboard"]),
-        deps=[dg.AssetKey([cfg.name, "raw_orders"]), dg.AssetKey([cfg.name, "customer_profile"])],
+        deps=[
+            dg.AssetKey([cfg.name, n])
+            for n in ("raw_orders", *STAGING, "customer_profile")  # staging: built once, shared
+        ],
         pool=cfg.pool,
         required_resource_keys={duck_key},
         group_name=f"{cfg.name}_dashboard",

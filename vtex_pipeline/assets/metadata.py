@@ -36,6 +36,31 @@ def table_metadata(
     }
 
 
+def model_metadata(conn: duckdb.DuckDBPyConnection, table: str, *, lean: bool = False) -> dict[str, Any]:
+    """A model's row count and column schema, each column described from docs/attributes.md (the
+    UI's table view shows them); `lean` (a view): the schema without counting its rows."""
+    from vtex_pipeline.profile.attributes import column_descriptions
+
+    described = column_descriptions()
+    cols = conn.execute(
+        """SELECT column_name, data_type FROM duckdb_columns()
+           WHERE table_name = ? AND NOT internal ORDER BY column_index""",
+        [table],
+    ).fetchall()
+    meta: dict[str, Any] = {
+        "dagster/table_name": table,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(c, t, description=described.get(f"{table}.{c}") or described.get(c))
+                for c, t in cols
+            ]
+        ),
+    }
+    if not lean:
+        meta["dagster/row_count"] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return meta
+
+
 def report_metadata(report: SyncReport) -> dict[str, Any]:
     meta: dict[str, Any] = {f"sync/{k}": int(v) for k, v in sorted(report.counts.items())}
     meta["sync/seconds"] = round(report.seconds, 3)

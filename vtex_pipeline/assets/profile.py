@@ -1,10 +1,14 @@
-"""The customer profile asset: one daily partition per as-of date D, computed by the SQL of `sql/`
-(through `vtex_pipeline.profile.compute_profile`), with checks that would catch real breakage.
+"""The customer profile: the staging and intermediate model assets (`assets/models.py`) and the mart
+`customer_profile`, one daily partition per as-of date D, with checks that would catch real breakage.
 
-Backfill policy: a single run for any range. The run opens the DuckDB file once and computes the dates
-of the range in ascending order, each from the purchases known up to that date, so every date gets its
-history rows and `customer_profile` ends on the newest date. One run per date would pay Dagster's run
-start-up per day and queue on the `duckdb` pool for nothing; the work itself is the same.
+The mart reads the intermediate tables of D (refusing any that holds another day), fits the predictions
+and writes customer_profile, its history and the run log (`profile.compute.finish_profile`).
+
+Backfill policy: a single run for any range. The model assets build the newest day of the range; the
+mart computes the older days first, in ascending order, from TEMP copies of the models of each day
+(`compute_profile(temp_models=True)`), so every date gets its history rows and `customer_profile`
+ends on the newest date. One run per date would pay Dagster's run start-up per day and queue on the
+`duckdb` pool for nothing; the work itself is the same.
 """
 
 import json
@@ -15,16 +19,12 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from vtex_pipeline.assets.metadata import table_metadata
+from vtex_pipeline.assets.metadata import model_metadata, table_metadata
+from vtex_pipeline.assets.models import build_model_assets
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import daily_partitions
-from vtex_pipeline.profile.compute import (
-    WINDOWS,
-    compute_profile,
-    drop_intermediates,
-    run_sql_file,
-    sql_parameters,
-)
+from vtex_pipeline.profile.compute import compute_profile, finish_profile
+from vtex_pipeline.profile.models import PROFILE_DEPS
 from vtex_pipeline.profile.prediction_report import backtest_table, prediction_metadata
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
@@ -36,10 +36,9 @@ PROFILE_TABLE = "customer_profile"
 
 # No `from __future__ import annotations` here: Dagster reads the run-config annotation at definition time.
 class ProfileRunConfig(dg.Config):
-    """Per-run overrides of ProfileSettings (unset = the integration's settings / the spec's defaults)."""
+    """Per-run overrides of ProfileSettings (unset = the integration's settings / the documented
+    defaults). The SQL parameters (excluded statuses, F thresholds) are the model assets' config."""
 
-    excluded_statuses: list[str] | None = None
-    f_thresholds: list[int] | None = None
     resolution_warn_threshold: float | None = None
     history_days: int | None = None
     clv_model: str | None = None
@@ -66,14 +65,14 @@ def _latest_run(conn: duckdb.DuckDBPyConnection) -> tuple[date, dict[str, Any]] 
 def build_profile_assets(
     cfg: IntegrationConfig, settings: ProfileSettings | None = None
 ) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
-    """The daily `[cfg.name, "customer_profile"]` asset and its checks, for one integration."""
+    """The model assets, the daily `[cfg.name, "customer_profile"]` asset and their checks."""
     base = settings or ProfileSettings()
     duck_key = cfg.resource_key("duckdb")
     asset_key = dg.AssetKey([cfg.name, PROFILE_TABLE])
 
     @dg.asset(
         key=asset_key,
-        deps=[dg.AssetKey([cfg.name, n]) for n in ("raw_customers", "raw_orders", "raw_catalog")],
+        deps=[dg.AssetKey([cfg.name, n]) for n in PROFILE_DEPS],
         partitions_def=daily_partitions(cfg.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=cfg.pool,
@@ -81,7 +80,7 @@ def build_profile_assets(
         group_name=f"{cfg.name}_profile",
         kinds={"duckdb", "sql"},
         description=(
-            "One row per customer as of the partition date D (profile-attributes.md): purchase dates, "
+            "One row per customer as of the partition date D (docs/attributes.md): purchase dates, "
             "windows 30/60/90/180/360/360+ (orders, amounts, products, categories, coupons, RFM), last "
             "purchase, RFM group and segment, predictions (p_alive, expected orders, CLV, churn risk; "
             "docs/predictions.md). Also appends customer_profile_history and clv_model / clv_runs / "
@@ -97,14 +96,17 @@ def build_profile_assets(
         with getattr(context.resources, duck_key).get_connection() as conn:
             prepare(conn)
             for d in dates:
-                stats = compute_profile(conn, cfg, run_settings, d)
+                if d < dates[-1]:  # an older day of a range: its models as TEMP copies, history only
+                    stats = compute_profile(conn, cfg, run_settings, d, staging=False, temp_models=True)
+                else:  # the model assets built this day's tables
+                    stats = finish_profile(conn, cfg, run_settings, d)
                 results.append(stats)
                 context.log.info(
                     f"profile as of {d}: {stats['customers']} customers, {stats['purchases']} purchases, "
                     f"{stats['resolution_share']:.1%} resolved, {stats['seconds']}s"
                 )
             latest = results[-1]
-            meta = table_metadata(conn, PROFILE_TABLE)
+            meta = {**table_metadata(conn, PROFILE_TABLE), **model_metadata(conn, PROFILE_TABLE)}
             profile_as_of = conn.execute("SELECT max(as_of) FROM customer_profile").fetchone()[0]
             segments = dict(
                 conn.execute(
@@ -179,21 +181,6 @@ def build_profile_assets(
         return dg.AssetCheckResult(passed=n == 0, metadata={"alias_emails": n})
 
     @check(
-        "windows_never_shrink",
-        "orders, amounts and list lengths never shrink as the window widens (30 <= 60 <= ... <= 360).",
-        blocking=True,
-    )
-    def windows_never_shrink(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        nested = WINDOWS[:-1]
-        conds = []
-        for a, b in zip(nested, nested[1:], strict=False):
-            conds += [f"orders_{a} > orders_{b}", f"amount_{a} > amount_{b}"]
-            conds += [f"len(products_{a}) > len(products_{b})", f"len(categories_{a}) > len(categories_{b})"]
-            conds += [f"len(coupons_{a}) > len(coupons_{b})"]
-        (n,) = scalar(context, f"SELECT count(*) FROM customer_profile WHERE {' OR '.join(conds)}")
-        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_shrinking_windows": n})
-
-    @check(
         "lifetime_purchases_add_up",
         "orders_360d + orders_360plus equals each customer's purchases up to D, recounted from staging.",
         blocking=True,
@@ -204,69 +191,23 @@ def build_profile_assets(
             latest = _latest_run(conn)
             if latest is None:
                 return dg.AssetCheckResult(passed=False, metadata={"error": "no computed profile"})
-            as_of, recorded = latest
-            check_settings = ProfileSettings.model_validate(recorded.get("settings", {}))
-            params = sql_parameters(cfg, check_settings, as_of)
-            params.update({k: recorded[k] for k in ("timezone", "sales_channels") if k in recorded})
-            for rel in (
-                "staging/staging_customers.sql",
-                "staging/staging_orders.sql",
-                "staging/staging_order_customer.sql",
-            ):
-                run_sql_file(conn, rel, params)
+            as_of = latest[0]
             mismatched, total = conn.execute(
                 """WITH counted AS (
-                       SELECT c.customer_id, count(oc.okey) AS purchases
-                       FROM stg_customers c LEFT JOIN stg_order_customer oc ON oc.ckey = c.ckey
-                       WHERE c.in_profile GROUP BY 1)
+                       SELECT c.customer_id, count(p.okey) AS purchases
+                       FROM stg_customers c
+                       LEFT JOIN stg_order_customer oc ON oc.ckey = c.ckey
+                       LEFT JOIN stg_purchases p ON p.okey = oc.okey AND p.purchase_date <= $as_of
+                       WHERE c.created_date <= $as_of GROUP BY 1)
                    SELECT count(*) FILTER (WHERE p.customer_id IS NULL OR k.customer_id IS NULL
                                            OR p.orders_360d + p.orders_360plus <> k.purchases),
                           sum(k.purchases)
-                   FROM customer_profile p FULL JOIN counted k ON k.customer_id = p.customer_id"""
+                   FROM customer_profile p FULL JOIN counted k ON k.customer_id = p.customer_id""",
+                {"as_of": as_of},
             ).fetchone()
-            drop_intermediates(conn)
         return dg.AssetCheckResult(
             passed=mismatched == 0,
             metadata={"customers_mismatched": int(mismatched), "lifetime_purchases": int(total or 0)},
-        )
-
-    @check(
-        "rfm_codes_well_formed",
-        "Every RFM code is three digits 1-5, and NULL exactly when the window has no purchase.",
-        blocking=True,
-    )
-    def rfm_codes_well_formed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        conds = " OR ".join(
-            f"((rfm_{w} IS NULL) <> (orders_{w} = 0) OR NOT coalesce(regexp_full_match(rfm_{w}, '[1-5]{{3}}'), true))"
-            for w in WINDOWS
-        )
-        (n,) = scalar(context, f"SELECT count(*) FROM customer_profile WHERE {conds}")
-        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_bad_rfm": n})
-
-    @check(
-        "segments_add_up",
-        "Every customer has a group and segment from the seed; the segment counts add up to the customers.",
-        blocking=True,
-    )
-    def segments_add_up(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        rows, segmented, unnamed, prospect_mismatch = scalar(
-            context,
-            """SELECT count(*),
-                      (SELECT sum(n) FROM (SELECT count(*) AS n FROM customer_profile
-                                           WHERE rfm_segment IS NOT NULL GROUP BY rfm_segment)),
-                      count(*) FILTER (WHERE rfm_segment IS NULL OR rfm_group IS NULL),
-                      count(*) FILTER (WHERE (first_purchase_date IS NULL) <> (rfm_group = (
-                          SELECT rfm_group FROM seed_rfm_segments WHERE f_score IS NULL)))
-               FROM customer_profile""",
-        )
-        return dg.AssetCheckResult(
-            passed=unnamed == 0 and (segmented or 0) == rows and prospect_mismatch == 0,
-            metadata={
-                "customers": rows,
-                "customers_in_segments": int(segmented or 0),
-                "without_segment": unnamed,
-                "prospect_group_mismatch": prospect_mismatch,
-            },
         )
 
     @check(
@@ -406,14 +347,12 @@ def build_profile_assets(
         return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata=meta)
 
     return [
+        *build_model_assets(cfg, base),
         customer_profile,
         predictions_fit,
         predictions_backtest,
         one_row_per_customer,
         no_alias_emails,
-        windows_never_shrink,
         lifetime_purchases_add_up,
-        rfm_codes_well_formed,
-        segments_add_up,
         purchases_resolved,
     ]

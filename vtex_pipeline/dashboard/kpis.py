@@ -1,8 +1,9 @@
 """Compute the dashboard's KPI tables (`dash_*`) in DuckDB from the raw layer and the profile.
 
 Plain Python, no Dagster: the asset, the tests and anyone with the DuckDB file can call `compute_kpis`.
-Purchases, buyers and item names come from the profile's own staging SQL (`sql/staging`), so the
-dashboard and the profile agree on what a purchase, a customer and a product name are. The tables are
+Purchases, buyers and item names come from the profile's own staging tables (`stg_*`, built once per
+sync and shared: see `profile/models.py`), so the dashboard and the profile agree on what a purchase, a
+customer and a product name are. The tables are
 written to the file in one transaction (a reader sees the previous refresh or this one, never half), and
 the page (`render.py`) reads only them: what the page shows is exactly what is in DuckDB.
 """
@@ -20,19 +21,15 @@ import duckdb
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.profile.compute import (
     RESULT_TABLE,
+    build_model,
     compute_profile,
     drop_intermediates,
-    run_sql_file,
     sql_parameters,
 )
+from vtex_pipeline.profile.models import MODELS, run_sql_file
 from vtex_pipeline.profile.settings import ProfileSettings
 
-STAGING_STEPS = (
-    "staging/staging_customers.sql",
-    "staging/staging_orders.sql",
-    "staging/staging_order_customer.sql",
-    "staging/staging_order_items.sql",
-)
+STAGING = tuple(m.name for m in MODELS if not m.per_day)
 DASH_STEPS = (
     "dashboard/dash_purchases.sql",
     "dashboard/dash_daily_sales.sql",
@@ -146,7 +143,9 @@ def _previous_profile(
         conn.execute(f"CREATE OR REPLACE TEMP TABLE dash_previous_profile AS {empty} WHERE false")
         return None, None
     previous = latest - timedelta(days=1)
-    compute_profile(conn, cfg, settings, previous, write=False, keep_intermediates=True, predict=False)
+    compute_profile(
+        conn, cfg, settings, previous, write=False, keep_intermediates=True, predict=False, staging=False
+    )
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE dash_previous_profile AS "
         f"SELECT customer_id, rfm_group, rfm_segment FROM temp.{RESULT_TABLE}"
@@ -163,9 +162,12 @@ def compute_kpis(
     settings: ProfileSettings | None = None,
     now: datetime | None = None,
     recompute_previous: bool = True,
+    build_staging: bool = False,
 ) -> dict[str, Any]:
     """Write the `dash_*` tables for day `as_of` (default: today in the store time zone) and return
-    their row counts and timings. The connection must be prepared (`warehouse.connection.prepare`)."""
+    their row counts and timings. The connection must be prepared (`warehouse.connection.prepare`).
+    The staging tables are read as they are (the Dagster asset depends on them); `build_staging`
+    rebuilds them first, as does their absence."""
     started = time.perf_counter()
     settings = settings or ProfileSettings()
     now = now or datetime.now(UTC)
@@ -175,6 +177,12 @@ def compute_kpis(
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS {STAND_INS[t]}")
     steps: dict[str, float] = {}
     try:
+        t0 = time.perf_counter()
+        if build_staging or not all(_exists(conn, t) for t in STAGING):
+            # outside Dagster (or before the first sync built them): the shared staging tables
+            for name in STAGING:
+                build_model(conn, name, settings, sql_parameters(cfg, settings, as_of))
+        steps["staging"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         previous_as_of, previous_source = _previous_profile(conn, cfg, settings, recompute_previous)
         steps["previous_profile"] = round(time.perf_counter() - t0, 3)
@@ -188,10 +196,6 @@ def compute_kpis(
             "integration": cfg.name,
         }
         _prediction_source(conn)
-        for rel in STAGING_STEPS:
-            t0 = time.perf_counter()
-            run_sql_file(conn, rel, params)
-            steps[rel] = round(time.perf_counter() - t0, 3)
         conn.execute("BEGIN TRANSACTION")
         try:
             for rel in DASH_STEPS:
@@ -206,7 +210,7 @@ def compute_kpis(
     finally:
         for t in SCRATCH_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
-        drop_intermediates(conn)  # the staging tables and the name dictionary the profile SQL made
+        drop_intermediates(conn)  # the TEMP models of the day before, when it was recomputed
         for t in (*stand_ins, "dash_prediction_source"):
             conn.execute(f"DROP VIEW IF EXISTS temp.{t}")
     return {

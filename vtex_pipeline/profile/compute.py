@@ -1,17 +1,18 @@
-"""Compute the customer profile as of a date D: run the SQL files of `sql/` in order on a DuckDB
-connection and write `customer_profile` (latest date) and `customer_profile_history` (per date).
+"""Compute the customer profile as of a date D: build the SQL models of `sql/` (`profile/models.py`)
+on a DuckDB connection and write `customer_profile` (latest date) and `customer_profile_history` (per
+date).
 
-Plain Python, no Dagster: the asset, the tests and the benchmark all call `compute_profile`.
-Intermediates are TEMP tables: they are per-run scratch, never read by anyone else, cost no WAL or
-checkpoint I/O in the database file, vanish with the connection, and can spill to DuckDB's temp
-directory under memory pressure like any other table. Only the results are written to the file.
+Plain Python, no Dagster. The assets build one model each (`assets/models.py`) and call
+`finish_profile` for the mart; the tests, the dashboard and the benchmark call `compute_profile`,
+which builds every model in order and then does the same. The models are stored tables (queryable in
+the file, each row with its as_of); `temp_models=True` builds the per-day ones as TEMP tables that
+shadow the stored ones instead (an older date of a backfill, the dashboard's day before).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 import time
 from datetime import date
 from pathlib import Path
@@ -22,45 +23,22 @@ import duckdb
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
 from vtex_pipeline.profile import prediction_report
+from vtex_pipeline.profile.models import (
+    MODELS,
+    check_upstream,
+    drop_temp_models,
+    named_parameters,
+    prepare_models,
+    run_model,
+)
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
 
-# Run order; each file creates TEMP tables (or macros) the next ones read.
-SQL_STEPS = (
-    "staging/staging_customers.sql",
-    "staging/staging_orders.sql",
-    "staging/staging_order_customer.sql",
-    "staging/staging_order_items.sql",
-    "intermediate/00_macros.sql",
-    "intermediate/int_customer_purchases.sql",
-    "intermediate/int_customer_windows.sql",
-    "intermediate/int_customer_lists.sql",
-    "intermediate/int_last_purchase.sql",
-    "intermediate/int_customer_rfm.sql",
-)
 # The mart is one SELECT; compute_profile chooses where it is materialized.
 MART_SQL = "marts/customer_profile.sql"
-# Big scratch tables no later step reads: dropped as soon as possible to relieve memory (less spilling).
-DROP_AFTER = {
-    "intermediate/int_customer_lists.sql": ("stg_order_items",),
-    "intermediate/int_last_purchase.sql": ("int_items",),
-}
 # Where the profile is materialized when it does not go to customer_profile (an older date, write=False).
 RESULT_TABLE = "profile_result"
-TEMP_TABLES = (
-    "stg_customers",
-    "stg_purchases",
-    "stg_order_customer",
-    "stg_order_items",
-    "int_purchases",
-    "int_windows",
-    "int_items",
-    "int_lists",
-    "int_last_purchase",
-    "int_rfm",
-    RESULT_TABLE,
-    *prediction_report.TEMP_TABLES,
-)
+TEMP_TABLES = (RESULT_TABLE, *prediction_report.TEMP_TABLES)
 WINDOWS = ("30d", "60d", "90d", "180d", "360d", "360plus")
 WINDOW_ATTRIBUTES = ("orders", "amount", "avg_amount", "products", "categories", "coupons", "rfm")
 BASE_COLUMNS: tuple[str, ...] = (
@@ -85,7 +63,7 @@ BASE_COLUMNS: tuple[str, ...] = (
     "rfm_group",
     "rfm_segment",
 )
-# Section 6 (predictions): the mart's last columns, from the TEMP table int_predictions.
+# The predictions (docs/attributes.md): the mart's last columns, from the TEMP table int_predictions.
 PROFILE_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, *PREDICTION_COLUMNS)
 # customer_profile_history keeps what the dashboard needs to follow customers between dates (segment
 # transitions, movement between windows) — narrow on purpose: a full copy of every list column per day
@@ -107,7 +85,6 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "predicted_clv_365d",
     "churn_risk",
 )
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class SeedError(ValueError):
@@ -129,21 +106,6 @@ def sql_parameters(cfg: IntegrationConfig, settings: ProfileSettings, as_of: dat
     }
 
 
-def _named(relative: str, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The parameters a statement names (DuckDB rejects extras), or a clear error for a missing one."""
-    names = set(_PARAM.findall(query))
-    missing = names - params.keys()
-    if missing:
-        raise KeyError(f"{relative}: no value for parameter(s) {sorted(missing)}")
-    return {k: params[k] for k in names} if names else None
-
-
-def run_sql_file(conn: duckdb.DuckDBPyConnection, relative: str, params: dict[str, Any]) -> None:
-    """Run each statement of `sql/<relative>` with the parameters it names."""
-    for stmt in duckdb.extract_statements(read_sql(relative)):
-        conn.execute(stmt, _named(relative, stmt.query, params))
-
-
 def _mart_select() -> str:
     (stmt,) = duckdb.extract_statements(read_sql(MART_SQL))
     return stmt.query.strip().rstrip(";")
@@ -152,7 +114,7 @@ def _mart_select() -> str:
 def mart_columns(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> list[str]:
     """The mart's column names, from its plan alone (LIMIT 0 computes nothing)."""
     query = _mart_select()
-    cur = conn.execute(f"SELECT * FROM ({query}) LIMIT 0", _named(MART_SQL, query, params))
+    cur = conn.execute(f"SELECT * FROM ({query}) LIMIT 0", named_parameters(MART_SQL, query, params))
     return [d[0] for d in cur.description]
 
 
@@ -162,7 +124,7 @@ def materialize_mart(
     """CREATE OR REPLACE `target` AS the mart's SELECT (sql/marts/customer_profile.sql)."""
     query = _mart_select()
     kind = "TEMP TABLE" if temp else "TABLE"
-    conn.execute(f"CREATE OR REPLACE {kind} {target} AS {query}", _named(MART_SQL, query, params))
+    conn.execute(f"CREATE OR REPLACE {kind} {target} AS {query}", named_parameters(MART_SQL, query, params))
 
 
 def load_rfm_segments(conn: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> int:
@@ -299,49 +261,54 @@ def _write_results(
 
 
 def drop_intermediates(conn: duckdb.DuckDBPyConnection) -> None:
+    """Drop this module's TEMP scratch and TEMP model copies; the stored models stay."""
     for t in TEMP_TABLES:
         conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
-    for macro in ("profile_names", "first_occurrences", "prefix_length"):
-        conn.execute(f"DROP MACRO IF EXISTS temp.{macro}")
-    conn.execute("DROP TYPE IF EXISTS temp.profile_name")
+    drop_temp_models(conn)
     for view in prediction_report.TEMP_VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS temp.{view}")
 
 
-def compute_profile(
+def build_model(
+    conn: duckdb.DuckDBPyConnection,
+    name: str,
+    settings: ProfileSettings,
+    params: dict[str, Any],
+    *,
+    temp: bool = False,
+) -> None:
+    """`run_model`, after what the model needs first: int_rfm reloads the (editable) segment seed."""
+    if name == "int_rfm":
+        load_rfm_segments(conn, settings.rfm_segments_csv)
+    run_model(conn, name, params, temp=temp)
+
+
+def finish_profile(
     conn: duckdb.DuckDBPyConnection,
     cfg: IntegrationConfig,
-    settings: ProfileSettings | None = None,
-    as_of: date | None = None,
+    settings: ProfileSettings,
+    as_of: date,
     *,
     write: bool = True,
-    keep_intermediates: bool = False,
     predict: bool = True,
+    checked: bool = True,
+    steps: dict[str, float] | None = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
-    """Build the profile as of `as_of` (the daily partition date D) and, unless `write=False`, store it.
+    """The mart as of D from the models of D: predictions, then customer_profile / history / run log.
 
-    The connection must have the raw schema and a UTC session (`warehouse.connection.prepare`).
-    Returns figures for metadata and logs: counts, resolution share, segment distribution, step timings,
-    and `predictions` (fit, reasons, back-test). `predict=False` leaves the prediction columns NULL without
-    fitting (the dashboard's in-memory profile of the day before needs segments only).
-    """
-    if as_of is None:
-        raise ValueError("as_of (the profile date D) is required")
-    settings = settings or ProfileSettings()
-    started = time.perf_counter()
-    if settings.memory_limit:
-        conn.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated-looking operator value
-    load_rfm_segments(conn, settings.rfm_segments_csv)
+    `checked`: refuse stored intermediate tables of another day (a TEMP build of D skips it)."""
+    started = started if started is not None else time.perf_counter()
+    steps = steps if steps is not None else {}
     params = sql_parameters(cfg, settings, as_of)
-    steps: dict[str, float] = {}
-    for rel in SQL_STEPS:
-        t0 = time.perf_counter()
-        run_sql_file(conn, rel, params)
-        if not keep_intermediates:
-            for t in DROP_AFTER.get(rel, ()):
-                conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
-        steps[rel] = round(time.perf_counter() - t0, 3)
-    # Section 6: fit, score (TEMP int_predictions, joined by the mart) and back-test.
+    prepare_models(conn)
+    if checked:
+        check_upstream(conn, "customer_profile", as_of)
+    if not conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'seed_rfm_segments'"
+    ).fetchone()[0]:
+        load_rfm_segments(conn, settings.rfm_segments_csv)
+    # Predictions: fit, score (TEMP int_predictions, joined by the mart) and back-test.
     t0 = time.perf_counter()
     # Imported here, not at the top: SciPy and pandas stay out of every run's start-up (prediction_report).
     from vtex_pipeline.profile import predictions
@@ -355,10 +322,14 @@ def compute_profile(
 
     by_rule = dict(
         conn.execute(
-            "SELECT resolved_by, count(*) FROM stg_order_customer WHERE resolved_by IS NOT NULL GROUP BY 1"
+            """SELECT oc.resolved_by, count(*) FROM stg_order_customer oc JOIN stg_purchases p USING (okey)
+               WHERE oc.resolved_by IS NOT NULL AND p.purchase_date <= ? GROUP BY 1""",
+            [as_of],
         ).fetchall()
     )
-    purchases = conn.execute("SELECT count(*) FROM stg_purchases").fetchone()[0]
+    purchases = conn.execute(
+        "SELECT count(*) FROM stg_purchases WHERE purchase_date <= ?", [as_of]
+    ).fetchone()[0]
     resolved = sum(by_rule.values())
     stats: dict[str, Any] = {
         "as_of": as_of,
@@ -379,7 +350,60 @@ def compute_profile(
     else:
         _materialize(conn, params, stats, latest=False)
     steps["materialize"] = round(time.perf_counter() - t0, 3)
-    if not keep_intermediates:
-        drop_intermediates(conn)
     stats["seconds"] = round(time.perf_counter() - started, 3)
     return stats
+
+
+def compute_profile(
+    conn: duckdb.DuckDBPyConnection,
+    cfg: IntegrationConfig,
+    settings: ProfileSettings | None = None,
+    as_of: date | None = None,
+    *,
+    write: bool = True,
+    keep_intermediates: bool = False,
+    predict: bool = True,
+    staging: bool = True,
+    temp_models: bool | None = None,
+) -> dict[str, Any]:
+    """Build every model as of `as_of` (the daily partition date D) and, unless `write=False`, store
+    the profile: the same models, in the same order, as a full run of the assets.
+
+    The connection must have the raw schema and a UTC session (`warehouse.connection.prepare`).
+    `staging=False` reuses the stored staging tables (they do not depend on D); `temp_models` (default:
+    `not write`) builds the per-day models as TEMP tables, dropped at the end unless
+    `keep_intermediates`. Returns figures for metadata and logs: counts, resolution share, segment
+    distribution, step timings, and `predictions` (fit, reasons, back-test). `predict=False` leaves the
+    prediction columns NULL without fitting (the dashboard's profile of the day before needs segments).
+    """
+    if as_of is None:
+        raise ValueError("as_of (the profile date D) is required")
+    settings = settings or ProfileSettings()
+    temp = (not write) if temp_models is None else temp_models
+    started = time.perf_counter()
+    if settings.memory_limit:
+        conn.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated-looking operator value
+    prepare_models(conn)
+    params = sql_parameters(cfg, settings, as_of)
+    steps: dict[str, float] = {}
+    for model in MODELS:
+        if not model.per_day and not staging:
+            continue
+        t0 = time.perf_counter()
+        build_model(conn, model.name, settings, params, temp=temp)
+        steps[model.name] = round(time.perf_counter() - t0, 3)
+    try:
+        return finish_profile(
+            conn,
+            cfg,
+            settings,
+            as_of,
+            write=write,
+            predict=predict,
+            checked=not temp,
+            steps=steps,
+            started=started,
+        )
+    finally:
+        if not keep_intermediates:
+            drop_intermediates(conn)

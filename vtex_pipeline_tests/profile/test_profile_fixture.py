@@ -255,6 +255,7 @@ def test_profile_of_the_small_store_matches_the_hand_written_expectation_and_bac
         "one_row_per_customer",
         "no_alias_emails",
         "windows_never_shrink",
+        "lists_never_shrink",
         "lifetime_purchases_add_up",
         "rfm_codes_well_formed",
         "segments_add_up",
@@ -265,7 +266,11 @@ def test_profile_of_the_small_store_matches_the_hand_written_expectation_and_bac
     assert all(e.passed for e in evals), [(e.check_name, e.metadata) for e in evals if not e.passed]
 
     # Metadata: row count, schema, preview, segment distribution.
-    mat = result.get_asset_materialization_events()[0].materialization
+    mat = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[-1] == "customer_profile"
+    )
     assert mat.metadata["dagster/row_count"].value == len(EXPECTED)
     assert [c.name for c in mat.metadata["dagster/column_schema"].value.columns] == list(_column_order())
     assert "| LOYAL_CANT_LOSE_THEM | 2 |" in mat.metadata["segment_distribution"].value

@@ -291,7 +291,7 @@ def test_asset_metadata_and_checks(store, tmp_path, monkeypatch):
     monkeypatch.setenv("VTEX_PIPELINE_CLV_MODEL", "bgnbd")
     cfg = IntegrationConfig(duckdb_path=str(store["path"]), start_date=date(2025, 1, 1))
     result = _materialize(cfg)
-    mat = result.get_asset_materialization_events()[0].materialization
+    mat = result.asset_materializations_for_node(f"{cfg.name}__customer_profile")[0]
     assert mat.metadata["predictions/model"].value == "bgnbd"
     assert mat.metadata["predictions/status"].value == "fitted"
     assert set(mat.metadata["predictions/bgnbd_params"].value) == {"r", "alpha", "a", "b"}
@@ -317,7 +317,7 @@ def test_asset_metadata_and_checks(store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(profile_predictions, "fit_transaction_model", failing)
     result = _materialize(cfg)
-    mat = result.get_asset_materialization_events()[0].materialization
+    mat = result.asset_materializations_for_node(f"{cfg.name}__customer_profile")[0]
     assert mat.metadata["predictions/status"].value == "failed"
     assert "b ran to the optimizer bound" in mat.metadata["predictions/null_reason"].value
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -12,7 +12,8 @@ import pytest
 
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.profile import ProfileSettings, compute_profile
-from vtex_pipeline.profile.compute import SeedError, load_rfm_segments, run_sql_file
+from vtex_pipeline.profile.compute import SeedError, load_rfm_segments
+from vtex_pipeline.profile.models import prepare_models
 from vtex_pipeline.warehouse.connection import prepare
 from vtex_pipeline.warehouse.raw_loads import insert_rows
 
@@ -21,7 +22,7 @@ from vtex_pipeline.warehouse.raw_loads import insert_rows
 def conn():
     c = duckdb.connect()
     prepare(c)
-    run_sql_file(c, "intermediate/00_macros.sql", {})
+    prepare_models(c)
     yield c
     c.close()
 

@@ -24,6 +24,7 @@ FROM (
     JOIN raw_orders o ON o.order_id = p.order_id
     LEFT JOIN stg_order_customer oc ON oc.okey = p.okey
     LEFT JOIN stg_customers c ON c.ckey = oc.ckey
+    WHERE p.purchase_date <= $as_of   -- staging holds every date
 );
 
 -- Cancelled orders: an excluded status (the profile's "not a purchase" list), same channel and date rules.

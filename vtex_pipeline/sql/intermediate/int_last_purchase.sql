@@ -1,7 +1,6 @@
 -- The last purchase of each buyer (seq = 1: latest creationDate, ties by greatest orderId): the
 -- distinct brands and categories of its items in item order, and its coupon. Lists are packed
--- (item position, name code) integers sorted by list_sort, as in int_customer_lists.sql.
-CREATE OR REPLACE TEMP TABLE int_last_purchase AS
+-- (item position, name code) integers sorted by list_sort, as in int_lists.sql.
 WITH brands AS (
     SELECT ckey, list_sort(list(k * 16777216 + enum_code(brand_nid))) AS brands
     FROM (SELECT ckey, brand_nid, min(item_index) AS k FROM int_items
@@ -14,6 +13,7 @@ WITH brands AS (
     GROUP BY ckey
 )
 SELECT
+    $as_of::DATE AS as_of,
     p.ckey,
     coalesce(profile_names(b.brands), []::VARCHAR[]) AS last_purchase_brands,
     coalesce(profile_names(c.categories), []::VARCHAR[]) AS last_purchase_categories,
@@ -21,4 +21,4 @@ SELECT
 FROM int_purchases p
 LEFT JOIN brands b ON b.ckey = p.ckey
 LEFT JOIN categories c ON c.ckey = p.ckey
-WHERE p.seq = 1;
+WHERE p.seq = 1

@@ -1,24 +1,10 @@
 -- customer_profile as of D, one row per customer created on or before D: exactly the columns of
--- profile-attributes.md plus customer_id and as_of. Only the SELECT: compute_profile materializes it
--- once, straight into customer_profile when D is the newest date (no scratch copy of a 1M-row table)
--- or into the scratch table profile_result otherwise, then copies the history columns from there.
--- Group and segment names come from the editable seed table seed_rfm_segments (keyed by lifetime F
--- and R; the prospects row has both empty). The prediction columns come from int_predictions, written
--- by vtex_pipeline/profile/predictions.py (fit and scoring are Python) before this SELECT runs.
--- Lists hold packed (key, name code) integers (see int_customer_lists.sql): profile_names() unpacks
--- each 360-day list once, and the 30..180-day lists are slices of it.
-WITH names AS (
-    SELECT
-        ckey,
-        profile_names(products_360d) AS products_360d,
-        profile_names(products_360plus) AS products_360plus,
-        profile_names(categories_360d) AS categories_360d,
-        profile_names(categories_360plus) AS categories_360plus,
-        profile_names(coupons_360d) AS coupons_360d,
-        profile_names(coupons_360plus) AS coupons_360plus,
-        COLUMNS('^n_')
-    FROM int_lists
-)
+-- docs/attributes.md (customer_id and as_of first). One SELECT over the intermediate models of D (each
+-- checked to hold D before this runs); the lists arrive as names, the 30..180-day lists are slices of
+-- the 360-day list (int_lists.sql). Group and segment come from int_rfm (the editable seed); customers
+-- without a purchase get the seed's prospects row (both scores empty). The prediction columns come from
+-- int_predictions, written by vtex_pipeline/profile/predictions.py (fit and scoring are Python) before
+-- this SELECT runs; compute.py writes it to customer_profile (the newest date) and to the history.
 SELECT
     c.customer_id,
     $as_of::DATE AS as_of,
@@ -79,9 +65,9 @@ SELECT
     r.rfm_180d,
     r.rfm_360d,
     r.rfm_360plus,
-    s.rfm_group,
-    s.rfm_segment,
-    -- section 6 (predictions): NULL without a purchase, and for everyone when no fit was usable
+    coalesce(r.rfm_group, s.rfm_group) AS rfm_group,
+    coalesce(r.rfm_segment, s.rfm_segment) AS rfm_segment,
+    -- predictions (docs/attributes.md): NULL without a purchase, and for everyone when no fit was usable
     pr.p_alive,
     pr.expected_orders_30d,
     pr.expected_orders_90d,
@@ -93,11 +79,9 @@ SELECT
     pr.churn_risk
 FROM stg_customers c
 LEFT JOIN int_windows w ON w.ckey = c.ckey
-LEFT JOIN names l ON l.ckey = c.ckey
+LEFT JOIN int_lists l ON l.ckey = c.ckey
 LEFT JOIN int_last_purchase lp ON lp.ckey = c.ckey
 LEFT JOIN int_rfm r ON r.ckey = c.ckey
-LEFT JOIN seed_rfm_segments s
-       ON coalesce(s.f_score, 0) = coalesce(r.f_lifetime, 0)
-      AND coalesce(s.r_score, 0) = coalesce(r.r_lifetime, 0)
+CROSS JOIN (SELECT rfm_group, rfm_segment FROM seed_rfm_segments WHERE f_score IS NULL) s  -- one row
 LEFT JOIN int_predictions pr ON pr.ckey = c.ckey
-WHERE c.in_profile;
+WHERE c.created_date <= $as_of;

@@ -1,7 +1,7 @@
 -- Every CL document with a compact integer key (joins on it are far cheaper than on 36-char ids),
--- its contact fields as the profile shows them, and whether it exists as of D (createdIn in the
--- store time zone on or before D). All documents are kept: order resolution looks at all of them.
-CREATE OR REPLACE TEMP TABLE stg_customers AS
+-- its contact fields as the profile shows them, and created_date (createdIn in the store time zone:
+-- a customer is in the profile of D when created_date <= D). All documents are kept: order resolution
+-- looks at all of them. Independent of the as-of day: built once per sync, shared by every date.
 SELECT
     rowid AS ckey,   -- unique within the statement; row_number() OVER () would materialize every row
     customer_id,
@@ -17,5 +17,5 @@ SELECT
     birth_date,
     is_newsletter_opt_in,
     created_in,
-    timezone($timezone, created_in)::DATE <= $as_of AS in_profile
+    timezone($timezone, created_in)::DATE AS created_date
 FROM raw_customers;

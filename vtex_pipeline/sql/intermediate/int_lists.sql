@@ -1,8 +1,8 @@
 -- Product, category and coupon lists per customer.
 --
--- Speed: names arrive dictionary-encoded (the TEMP ENUM type profile_name of staging_order_items.sql),
--- so the heavy grouping and sorting work on small integers; the mart turns the lists back into
--- VARCHAR[] with profile_names() (an array lookup per value).
+-- Speed: names arrive dictionary-encoded (the ENUM type profile_name of stg_order_items.sql), so the
+-- heavy grouping and sorting work on small integers; the lists are turned back into VARCHAR[] here,
+-- with profile_names() (an array lookup per value), so no stored table depends on the dictionary.
 -- Each value keeps only its most recent occurrence, k = seq * 10^6 + item position (seq = 1 is the
 -- last purchase; one coupon per purchase, so k = seq * 10^6 for coupons).
 --
@@ -21,33 +21,7 @@
 --   3. those are repacked as k << 24 | name code and sorted again: list order = recency order.
 -- profile_names() unpacks the names (an array lookup into the ENUM dictionary). Bounds: fewer than
 -- 2^23 distinct names, k below 2^39 (about 500,000 purchases per customer).
-CREATE OR REPLACE TEMP TABLE int_items AS
-SELECT
-    p.ckey,
-    p.days_ago,
-    p.seq,
-    i.item_index,
-    i.product_name AS product_nid,
-    i.category_name AS category_nid,
-    i.brand_name AS brand_nid
-FROM int_purchases p
-JOIN stg_order_items i ON i.okey = p.okey;
 
--- list_select gathers from the dictionary by position: no per-element lambda evaluation of a lookup
-CREATE OR REPLACE TEMP MACRO profile_names(codes) AS
-    list_select(enum_range(NULL::profile_name), list_transform(codes, lambda c: c % 16777216 + 1));
-
--- step 2-3 on a list already sorted by list_sort (`s` is referenced by position inside the lambda)
-CREATE OR REPLACE TEMP MACRO first_occurrences(s) AS
-    list_sort(list_transform(
-        list_filter(s, lambda x, i: i = 1 OR (x >> 40) <> (s[i - 1] >> 40)),
-        lambda x: ((x & 1099511627775) << 24) | (x >> 40)));
-
--- how many values of a recency-ordered list fall in a window of `n` purchases (seq <= n)
-CREATE OR REPLACE TEMP MACRO prefix_length(l, n) AS
-    len(list_filter(l, lambda x: (x >> 24) < (n + 1) * 1000000));
-
-CREATE OR REPLACE TEMP TABLE int_lists AS
 WITH item_occurrences AS (
     SELECT
         ckey,
@@ -89,23 +63,24 @@ WITH item_occurrences AS (
     FROM sorted
 )
 SELECT
+    $as_of::DATE AS as_of,
     ckey,
-    products_360d,
-    products_360plus,
+    profile_names(products_360d) AS products_360d,
+    profile_names(products_360plus) AS products_360plus,
     prefix_length(products_360d, orders_30d) AS n_products_30d,
     prefix_length(products_360d, orders_60d) AS n_products_60d,
     prefix_length(products_360d, orders_90d) AS n_products_90d,
     prefix_length(products_360d, orders_180d) AS n_products_180d,
-    categories_360d,
-    categories_360plus,
+    profile_names(categories_360d) AS categories_360d,
+    profile_names(categories_360plus) AS categories_360plus,
     prefix_length(categories_360d, orders_30d) AS n_categories_30d,
     prefix_length(categories_360d, orders_60d) AS n_categories_60d,
     prefix_length(categories_360d, orders_90d) AS n_categories_90d,
     prefix_length(categories_360d, orders_180d) AS n_categories_180d,
-    coupons_360d,
-    coupons_360plus,
+    profile_names(coupons_360d) AS coupons_360d,
+    profile_names(coupons_360plus) AS coupons_360plus,
     prefix_length(coupons_360d, orders_30d) AS n_coupons_30d,
     prefix_length(coupons_360d, orders_60d) AS n_coupons_60d,
     prefix_length(coupons_360d, orders_90d) AS n_coupons_90d,
     prefix_length(coupons_360d, orders_180d) AS n_coupons_180d
-FROM lists;
+FROM lists

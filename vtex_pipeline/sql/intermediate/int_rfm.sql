@@ -3,7 +3,7 @@
 -- recent buyers rank last and score best), M ranks monetary ascending, both with SQL rank() semantics
 -- (ties share the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5). R is
 -- computed from a histogram of recency days (see recency_rank), M with one rank() pass (monetary).
-CREATE OR REPLACE TEMP TABLE int_rfm AS
+-- One row per buyer up to D, with the RFM group and segment of its lifetime (F, R).
 WITH population AS (
     SELECT
         count(*) FILTER (WHERE orders_30d > 0) AS n_30d,
@@ -102,4 +102,8 @@ WITH population AS (
         rfm_quintile(m_lifetime, n_lifetime) AS m_lifetime
     FROM ranked, population
 )
-SELECT * FROM scored;
+-- group and segment: the editable seed (seed_rfm_segments, reloaded by this model), keyed by lifetime
+-- F and R; customers without a purchase get the prospects row (both scores empty) in the mart
+SELECT $as_of::DATE AS as_of, r.*, s.rfm_group, s.rfm_segment
+FROM scored r
+LEFT JOIN seed_rfm_segments s ON s.f_score = r.f_lifetime AND s.r_score = r.r_lifetime

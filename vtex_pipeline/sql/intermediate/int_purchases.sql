@@ -1,8 +1,9 @@
 -- The purchases of the customers in the profile, with days_ago = D - purchase_date and seq, the
 -- customer's purchases numbered from the most recent (creationDate desc, then orderId desc): seq = 1
--- is the last purchase, and seq orders every list "most recent purchase first".
-CREATE OR REPLACE TEMP TABLE int_purchases AS
+-- is the last purchase, and seq orders every list "most recent purchase first". Purchases up to D of
+-- customers created by D (store time zone).
 SELECT
+    $as_of::DATE AS as_of,
     oc.ckey,
     p.okey,
     ($as_of - p.purchase_date)::INTEGER AS days_ago,
@@ -13,4 +14,4 @@ SELECT
 FROM stg_purchases p
 JOIN stg_order_customer oc ON oc.okey = p.okey
 JOIN stg_customers c ON c.ckey = oc.ckey
-WHERE c.in_profile;
+WHERE p.purchase_date <= $as_of AND c.created_date <= $as_of;

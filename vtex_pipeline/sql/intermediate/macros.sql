@@ -1,4 +1,5 @@
--- Scalar helpers shared by the intermediate and mart SQL (temporary: they live with the connection).
+-- Scalar helpers shared by the intermediate and mart SQL (not a model: run on the connection before
+-- any model; temporary, they live with the connection).
 
 -- Tie-aware quintile of SQL rank() among n: least(5, 1 + (5 * (rank - 1)) // (n - 1)), in exact
 -- integer arithmetic (= 1 + floor(5 * percent_rank()) without floating point); n = 1 scores 5.
@@ -19,3 +20,13 @@ CREATE OR REPLACE TEMP MACRO div_half_even(c, n) AS
 
 -- Integer cents -> DECIMAL(18,2), exactly (no floating point on the way).
 CREATE OR REPLACE TEMP MACRO cents_to_amount(c) AS (c::DECIMAL(18, 0) * 0.01)::DECIMAL(18, 2);
+
+-- step 2-3 on a list already sorted by list_sort (`s` is referenced by position inside the lambda)
+CREATE OR REPLACE TEMP MACRO first_occurrences(s) AS
+    list_sort(list_transform(
+        list_filter(s, lambda x, i: i = 1 OR (x >> 40) <> (s[i - 1] >> 40)),
+        lambda x: ((x & 1099511627775) << 24) | (x >> 40)));
+
+-- how many values of a recency-ordered list fall in a window of `n` purchases (seq <= n)
+CREATE OR REPLACE TEMP MACRO prefix_length(l, n) AS
+    len(list_filter(l, lambda x: (x >> 24) < (n + 1) * 1000000));

@@ -2,8 +2,8 @@
 -- over the purchases (FILTER per window; never a join of orders to windows). Windows 30..360 are
 -- nested (days_ago < w), so their recency is the lifetime recency whenever the window is not empty;
 -- 360plus (days_ago >= 360) has its own.
-CREATE OR REPLACE TEMP TABLE int_windows AS
 SELECT
+    $as_of::DATE AS as_of,
     ckey,
     count(*) FILTER (WHERE days_ago < 30) AS orders_30d,
     count(*) FILTER (WHERE days_ago < 60) AS orders_60d,
@@ -23,4 +23,4 @@ SELECT
     min(days_ago) FILTER (WHERE days_ago >= 360) AS recency_360plus,
     max(days_ago) AS days_since_first_purchase
 FROM int_purchases
-GROUP BY ckey;
+GROUP BY ckey

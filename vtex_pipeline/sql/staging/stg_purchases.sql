@@ -1,9 +1,9 @@
--- Purchases up to D: orders whose status is set and not excluded, in a selected sales channel, with
--- the purchase date = creationDate in the store time zone, truncated to a date.
+-- Purchases: orders whose status is set and not excluded, in a selected sales channel, with the
+-- purchase date = creationDate in the store time zone, truncated to a date. Every date: the models of
+-- an as-of day D keep purchase_date <= D (int_purchases), so this table is built once per sync.
 -- "Only the latest version counts" is guaranteed by the raw layer: raw_orders has order_id as its
 -- primary key and a re-fetched order replaces its row (an order cancelled later stops being a purchase
 -- here as soon as the look-back re-fetches it), so no de-duplication is needed (or paid for) here.
-CREATE OR REPLACE TEMP TABLE stg_purchases AS
 SELECT
     okey,
     order_id,
@@ -37,4 +37,3 @@ FROM (
 WHERE status IS NOT NULL
   AND NOT list_contains($excluded_statuses::VARCHAR[], lower(status))
   AND (len($sales_channels::VARCHAR[]) = 0 OR list_contains($sales_channels::VARCHAR[], sales_channel))
-  AND purchase_date <= $as_of;

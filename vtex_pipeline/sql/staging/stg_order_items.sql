@@ -6,14 +6,16 @@
 --   brand    = catalog brand of the product       -> else the catalog brand of the item's brandId
 --              -> else additionalInfo.brandName
 --
--- Names are dictionary-encoded: profile_name is a TEMP ENUM of every name a list can hold (a few
+-- Names are dictionary-encoded: profile_name is an ENUM type of every name a list can hold (a few
 -- thousand), so the 12M item rows carry small integer codes, and the grouping and sorting downstream
 -- work on integers. The dictionary is built from the catalog and from the DISTINCT raw item names
 -- (DISTINCT first: the columns are dictionary-compressed, trimming 13M strings is what costs). Names
 -- are looked up in the small catalog tables once; an item only pays a string lookup on a fallback.
-DROP TABLE IF EXISTS temp.stg_order_items;   -- its column types depend on the previous dictionary
+-- The type is replaced with this table (its column types depend on the dictionary); no other persisted
+-- table holds profile_name values: int_lists and int_last_purchase store the names themselves.
+DROP TABLE IF EXISTS stg_order_items;
 
-CREATE OR REPLACE TEMP TYPE profile_name AS ENUM (
+CREATE OR REPLACE TYPE profile_name AS ENUM (
     SELECT DISTINCT name FROM (
         SELECT nullif(trim(name), '') AS name FROM raw_products WHERE found
         UNION ALL SELECT nullif(trim(name), '') FROM raw_categories
@@ -27,7 +29,6 @@ CREATE OR REPLACE TEMP TYPE profile_name AS ENUM (
     ORDER BY name
 );
 
-CREATE OR REPLACE TEMP TABLE stg_order_items AS
 WITH categories AS (
     SELECT category_id, nullif(trim(name), '')::profile_name AS name FROM raw_categories
 ), brands AS (
@@ -61,4 +62,4 @@ FROM raw_order_items i
 JOIN stg_purchases o ON o.order_id = i.order_id
 LEFT JOIN products p ON p.product_id = i.product_id
 LEFT JOIN path_categories pc ON pc.path = i.categories_ids
-LEFT JOIN brands b ON b.brand_id = i.brand_id;
+LEFT JOIN brands b ON b.brand_id = i.brand_id

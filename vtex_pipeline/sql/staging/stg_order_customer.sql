@@ -3,7 +3,6 @@
 -- those created by D) so that resolution is a property of the order, not of the date. When several CL
 -- documents share a key, the earliest created (then the smallest id) wins, deterministically.
 -- Unresolved purchases are kept with a NULL ckey: they feed the resolution-share check.
-CREATE OR REPLACE TEMP TABLE stg_order_customer AS
 WITH by_user AS (
     SELECT user_id AS k, arg_min(ckey, (created_in, customer_id)) AS ckey
     FROM stg_customers WHERE user_id IS NOT NULL GROUP BY 1
@@ -23,4 +22,4 @@ SELECT
 FROM stg_purchases p
 LEFT JOIN by_user u ON u.k = p.user_profile_id
 LEFT JOIN by_email e ON e.k = p.client_email
-LEFT JOIN by_document d ON d.k = p.client_document;
+LEFT JOIN by_document d ON d.k = p.client_document

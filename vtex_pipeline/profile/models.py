@@ -1,0 +1,225 @@
+"""The SQL models: one file `sql/<layer>/<name>.sql` = one table or view `<name>` = one Dagster asset.
+
+`MODELS` is the whole registry, in run order: a model reads only raw tables and the models before it.
+A file is dbt-style: its last statement is a SELECT, which `run_model` wraps in
+`CREATE OR REPLACE TABLE|VIEW <name> AS ...`; statements before it (only `stg_order_items` has one: its
+name dictionary) run as they are. Parameters are DuckDB prepared-statement parameters (`$as_of`, ...).
+
+Staging does not depend on the as-of day D: it is built once per sync and shared by the profile, the
+dashboard and the checks. Intermediate models are built for one day D and record it in an `as_of`
+column; before a model is built, its upstream models must hold D (`check_upstream`), so a subset run
+(say, `int_rfm` and what is downstream of it) never reads a table left by another day.
+Plain Python, no Dagster: the assets (`assets/models.py`), `compute_profile` and the tests call it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from vtex_pipeline.warehouse.sql_files import read_sql
+
+MACROS_SQL = "intermediate/macros.sql"
+NAMES_MACRO_SQL = "intermediate/macros_names.sql"  # needs the type profile_name (stg_order_items)
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL model. `deps` names the raw assets and models it reads (its lineage edges)."""
+
+    name: str
+    layer: str  # "staging" (built once per sync) or "intermediate" (built per as-of day D)
+    deps: tuple[str, ...]
+    description: str
+    view: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.layer}/{self.name}.sql"
+
+    @property
+    def per_day(self) -> bool:
+        return self.layer != "staging"
+
+
+MODELS: tuple[Model, ...] = (
+    Model(
+        "stg_customers",
+        "staging",
+        ("raw_customers",),
+        "Every CL document with an integer key, contact fields as the profile shows them and created_date.",
+    ),
+    Model(
+        "stg_purchases",
+        "staging",
+        ("raw_orders",),
+        "Every purchase: status set and not excluded, selected sales channels, purchase date in the "
+        "store time zone, value in cents, coupon normalized, alias e-mails blanked.",
+    ),
+    Model(
+        "stg_order_customer",
+        "staging",
+        ("stg_customers", "stg_purchases"),
+        "Purchase -> CL document: userProfileId, then e-mail, then document (NULL when unresolved).",
+    ),
+    Model(
+        "stg_order_items",
+        "staging",
+        ("raw_orders", "raw_catalog", "stg_purchases"),
+        "Items of the purchases with product, category and brand names (catalog first, then fallbacks), "
+        "dictionary-encoded as the ENUM type profile_name.",
+    ),
+    Model(
+        "int_purchases",
+        "intermediate",
+        ("stg_customers", "stg_purchases", "stg_order_customer"),
+        "Resolved purchases up to D of customers created by D, with days_ago and seq (1 = last purchase).",
+    ),
+    Model(
+        "int_windows",
+        "intermediate",
+        ("int_purchases",),
+        "One row per buyer as of D: purchases, cents and recency per window 30/60/90/180/360/360+.",
+    ),
+    Model(
+        "int_items",
+        "intermediate",
+        ("int_purchases", "stg_order_items"),
+        "Items of int_purchases with customer, seq and days_ago (a view).",
+        view=True,
+    ),
+    Model(
+        "int_lists",
+        "intermediate",
+        ("int_purchases", "int_windows", "int_items"),
+        "Product, category and coupon lists per buyer as of D (360-day and 360+ lists, prefix lengths "
+        "of the shorter windows).",
+    ),
+    Model(
+        "int_last_purchase",
+        "intermediate",
+        ("int_purchases", "int_items"),
+        "Brands, categories and coupon of each buyer's last purchase as of D.",
+    ),
+    Model(
+        "int_rfm",
+        "intermediate",
+        ("int_windows",),
+        "RFM codes per window, lifetime R and F, and the RFM group and segment (seed) per buyer as of D.",
+    ),
+)
+BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}
+# What the mart (sql/marts/customer_profile.sql) and the predictions read.
+PROFILE_DEPS = ("stg_customers", "int_purchases", "int_windows", "int_lists", "int_last_purchase", "int_rfm")
+
+
+class StaleUpstreamError(RuntimeError):
+    """An upstream model is missing or holds another as-of day: materialize it for this day first."""
+
+
+def named_parameters(where: str, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters a statement names (DuckDB rejects extras), or a clear error for a missing one."""
+    names = set(_PARAM.findall(query))
+    missing = names - params.keys()
+    if missing:
+        raise KeyError(f"{where}: no value for parameter(s) {sorted(missing)}")
+    return {k: params[k] for k in names} if names else None
+
+
+def run_sql_file(conn: duckdb.DuckDBPyConnection, relative: str, params: dict[str, Any]) -> None:
+    """Run each statement of `sql/<relative>` with the parameters it names."""
+    for stmt in duckdb.extract_statements(read_sql(relative)):
+        conn.execute(stmt, named_parameters(relative, stmt.query, params))
+
+
+def prepare_models(conn: duckdb.DuckDBPyConnection) -> None:
+    """The scalar macros the models use (TEMP: they live with the connection; cheap to re-create).
+    profile_names() only once stg_order_items has made the type it binds."""
+    run_sql_file(conn, MACROS_SQL, {})
+    if conn.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = 'profile_name'").fetchone()[0]:
+        run_sql_file(conn, NAMES_MACRO_SQL, {})
+
+
+def model_select(relative: str) -> tuple[list[str], str]:
+    """(setup statements, final SELECT) of a model file."""
+    stmts = [s.query.strip().rstrip(";") for s in duckdb.extract_statements(read_sql(relative))]
+    return stmts[:-1], stmts[-1]
+
+
+def _exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() "
+            "UNION ALL SELECT view_name FROM duckdb_views()) WHERE n = ?",
+            [name],
+        ).fetchone()[0]
+    )
+
+
+def day_tables(name: str) -> list[str]:
+    """The per-day tables `name` reads, directly or through views (those carry an `as_of` column)."""
+    out: list[str] = []
+    for dep in BY_NAME[name].deps if name in BY_NAME else PROFILE_DEPS:
+        model = BY_NAME.get(dep)
+        if model is None or not model.per_day:
+            continue
+        for t in day_tables(dep) if model.view else [dep]:
+            if t not in out:
+                out.append(t)
+    return out
+
+
+def check_upstream(conn: duckdb.DuckDBPyConnection, name: str, as_of: date) -> None:
+    """Refuse to build `name` for D when a per-day model it reads is missing or holds another day."""
+    for table in day_tables(name):
+        if not _exists(conn, table):
+            raise StaleUpstreamError(f"{name} reads {table}, which does not exist: materialize it first")
+        other = conn.execute(
+            f"SELECT min(as_of) FROM {table} WHERE as_of IS DISTINCT FROM ?", [as_of]
+        ).fetchone()[0]
+        if other is not None:
+            raise StaleUpstreamError(
+                f"{name} as of {as_of} reads {table}, which holds {other}: "
+                f"materialize {table} for {as_of} first"
+            )
+
+
+def run_model(
+    conn: duckdb.DuckDBPyConnection,
+    name: str,
+    params: dict[str, Any],
+    *,
+    temp: bool = False,
+    check: bool = True,
+) -> None:
+    """Build model `name`: its setup statements, then CREATE OR REPLACE [TEMP] TABLE|VIEW AS its SELECT.
+
+    `temp` builds a per-day model as a TEMP table that shadows the stored one (an older date of a
+    backfill, the dashboard's profile of the day before), so the stored tables keep the newest day."""
+    model = BY_NAME[name]
+    setup, select = model_select(model.path)
+    if model.per_day and check and not temp:
+        check_upstream(conn, name, params["as_of"])
+    if model.per_day:
+        prepare_models(conn)
+    for stmt in setup:
+        conn.execute(stmt, named_parameters(model.path, stmt, params))
+    kind = "VIEW" if model.view else "TABLE"
+    if model.view and _PARAM.search(select):
+        raise ValueError(f"{model.path}: a view cannot take parameters")
+    scope = "TEMP " if temp and model.per_day else ""
+    conn.execute(
+        f"CREATE OR REPLACE {scope}{kind} {name} AS {select}",
+        named_parameters(model.path, select, params),
+    )
+
+
+def drop_temp_models(conn: duckdb.DuckDBPyConnection) -> None:
+    """Drop the TEMP copies `run_model(temp=True)` made, so the stored tables show through again."""
+    for m in MODELS:
+        conn.execute(f"DROP {'VIEW' if m.view else 'TABLE'} IF EXISTS temp.{m.name}")
