@@ -2,12 +2,12 @@
 
 It is the baseline the SQL is measured against, so it is written the ordinary way (read the raw
 tables into DataFrames, merge, sort, drop duplicates, group into lists per window) and follows
-`/work/shared/spec/profile-attributes.md` independently of the SQL, which also makes it a second
+`docs/attributes.md` independently of the SQL, which also makes it a second
 implementation to check the SQL's output against (`compare`).
 
     .venv/bin/python -m benchmarks.pandas_baseline --db bench.duckdb --as-of 2026-11-27 --compare 2000
 
-Amounts are kept as integer cents (the spec's DECIMAL(18,2) is exact cents); `compare` converts.
+Amounts are kept as integer cents (docs/attributes.md: DECIMAL(18,2) is exact cents); `compare` converts.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _half_even(cents: pd.Series, n: pd.Series) -> pd.Series:
 
 
 def load(conn: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
-    """Read the raw columns the spec needs, untransformed (the transformation is the benchmark)."""
+    """Read the raw columns the rules need, untransformed (the transformation is the benchmark)."""
     q = {
         "customers": "SELECT customer_id, user_id, email, first_name, last_name, document, phone, gender, "
         "birth_date, is_newsletter_opt_in, created_in FROM raw_customers",
@@ -108,7 +108,7 @@ def _lists(rows: pd.DataFrame, value: str, order: list[str]) -> dict[str, pd.Ser
 def compute(
     data: dict[str, pd.DataFrame], as_of: date, timezone: str, settings: ProfileSettings
 ) -> pd.DataFrame:
-    """The profile as of `as_of`, one row per customer created on or before it (spec sections 1-4)."""
+    """The profile as of `as_of`, one row per customer created on or before it (docs/attributes.md)."""
     d = pd.Timestamp(as_of)
     cust = data["customers"].copy()
     cust["ckey"] = np.arange(len(cust))
@@ -146,7 +146,7 @@ def compute(
     o = o.sort_values(["ckey", "creation_date", "order_id"], ascending=[True, False, False])
     o["seq"] = o.groupby("ckey").cumcount() + 1
 
-    # item names through the catalog, with the spec's fallbacks
+    # item names through the catalog, with the fallbacks of docs/attributes.md
     cats = data["categories"].assign(name=lambda c: _clean(c.name)).set_index("category_id").name
     brands = data["brands"].assign(name=lambda b: _clean(b.name)).set_index("brand_id").name
     prod = data["products"][data["products"].found].set_index("product_id")

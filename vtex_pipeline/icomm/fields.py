@@ -56,7 +56,7 @@ WINDOW_COLUMNS: tuple[tuple[str, Format], ...] = (
     ("rfm", "text"),
 )
 TAIL_COLUMNS: tuple[tuple[str, Format], ...] = (("rfm_group", "text"), ("rfm_segment", "text"))
-# Predictions (spec section 6). p_alive goes out as a percentage with one decimal ("72.7" for 0.7266);
+# Predictions (docs/attributes.md). p_alive goes out as a percentage with one decimal ("72.7" for 0.7266);
 # expected orders and days between orders as numbers with 2 decimals and a '.' (the amount format).
 PREDICTION_COLUMNS: tuple[tuple[str, Format], ...] = (
     ("p_alive", "percent"),

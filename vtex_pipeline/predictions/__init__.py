@@ -1,4 +1,4 @@
-"""Customer-base analysis (spec section 6): BG/NBD and MBG/NBD purchase-day models, the Gamma-Gamma
+"""Customer-base analysis (docs/predictions.md): BG/NBD and MBG/NBD purchase-day models, the Gamma-Gamma
 spend model, their maximum-likelihood fits on grouped summaries, and vectorized per-customer scoring.
 
 Pure numpy/scipy: no Dagster, no DuckDB. The per-buyer summary SQL ships next to the code

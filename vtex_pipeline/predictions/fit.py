@@ -40,7 +40,7 @@ _MAX_LOG_STANDARD_ERROR = 3.0
 
 @dataclass(frozen=True)
 class PredictionSettings:
-    """Model choice and the data minimums of spec section 6 (defaults are the spec's)."""
+    """Model choice and the data minimums (defaults: docs/attributes.md)."""
 
     model: str = "mbgnbd"
     min_buyers: int = 500

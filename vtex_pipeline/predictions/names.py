@@ -1,4 +1,4 @@
-"""Names of section 6 without numpy or SciPy: the transaction models and the profile's prediction
+"""Names of the predictions (docs/attributes.md) without numpy or SciPy: the transaction models and the profile's prediction
 columns. Settings, the profile's SQL and the code location's load need the names; only a profile run
 needs the models."""
 

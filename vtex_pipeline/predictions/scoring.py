@@ -1,4 +1,4 @@
-"""Per-customer prediction columns of spec section 6 from summaries and fitted parameters.
+"""Per-customer prediction columns (docs/attributes.md) from summaries and fitted parameters.
 
 Vectorized over customers: 10^6 buyers score in well under a second, because the costly 2F1 of the
 expected purchases is evaluated once per distinct (x, T), not once per buyer.

@@ -1,4 +1,4 @@
--- Per-buyer summary of the customer-base-analysis models (spec section 6) as of $as_of (a DATE).
+-- Per-buyer summary of the customer-base-analysis models (docs/predictions.md) as of $as_of (a DATE).
 -- Input: a relation purchase_days(customer_id, purchase_date DATE, value DOUBLE). Rows sharing
 -- (customer_id, purchase_date) are merged here (values summed), so one row per purchase is fine too.
 -- x = repeat purchase days, t_x = last - first purchase date, T = $as_of - first purchase date (days),

@@ -8,8 +8,7 @@ from functools import cache
 
 from vtex_pipeline.warehouse.sql_files import packaged_sql_dir
 
-# a table row of attributes.md: | `column` | rule | model | icomm field |
-_ROW = re.compile(r"^\|\s*`([a-z0-9_.{}/, ]+)`\s*\|\s*([^|]+?)\s*\|")
+_NAME = re.compile(r"`([a-z0-9_.{},]+)`")
 
 
 def expand(names: str) -> list[str]:
@@ -32,8 +31,11 @@ def column_descriptions() -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        m = _ROW.match(line)
-        if m:
-            for name in expand(m.group(1)):
-                out.setdefault(name, m.group(2).replace("\\|", "|"))
+        # a table row: | `column`, `column` | rule | model | icomm field |
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) < 2:
+            continue
+        for names in _NAME.findall(cells[0]):
+            for name in expand(names):
+                out.setdefault(name, cells[1])
     return out

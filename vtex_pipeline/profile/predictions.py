@@ -1,14 +1,14 @@
-"""Predictions of the profile as of D (spec section 6): fit, score, back-test, and the tables they write.
+"""Predictions of the profile as of D (docs/attributes.md, docs/predictions.md): fit, score, back-test, and the tables they write.
 
 Runs inside `compute_profile`, after the intermediate SQL and before the mart: the purchase days are the
 profile's own purchases (`int_purchases`: same statuses, sales channels and customer resolution, purchase
 date in the store time zone), merged per (customer, date) by `predictions/summaries.sql`. The fit reads
 the summary grouped on (x, t_x, T) in SQL; scoring is vectorized numpy; the scores land in the TEMP table
-`int_predictions` (ckey + the section-6 columns) that the mart LEFT JOINs, so customers without a
+`int_predictions` (ckey + the prediction columns) that the mart LEFT JOINs, so customers without a
 purchase, and everyone when no fit is usable, get NULLs.
 
 Tables written with the profile (delete-then-insert per as_of, in the profile's transaction):
-`clv_model` (spec), `clv_runs` (one row per as_of: status, reason, back-test totals) and `clv_backtest`
+`clv_model`, `clv_runs` (one row per as_of: status, reason, back-test totals) and `clv_backtest`
 (per week of the holdout: predicted and actual repeat purchase days).
 """
 

@@ -1,5 +1,5 @@
 """Profile settings that are not per-store facts (those — time zone, sales channels — live in
-IntegrationConfig). Defaults are the spec's; every field can be overridden from Dagster run config."""
+IntegrationConfig). Defaults are those of docs/attributes.md; every field can be overridden from Dagster run config."""
 
 from __future__ import annotations
 

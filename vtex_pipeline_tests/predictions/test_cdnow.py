@@ -1,4 +1,4 @@
-"""The published CDNOW results, reproduced to the digits published (spec section 6).
+"""The published CDNOW results, reproduced to the digits published (docs/predictions.md).
 
 Calibration: purchases 1997-01-01..1997-09-30, same-day records merged; t_x and T are whole days divided by
 7 (weeks), T measured to 1997-09-30 (the as-of date D = 1997-09-30, so a first purchase on 1997-01-01 has

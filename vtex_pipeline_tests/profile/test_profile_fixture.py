@@ -189,7 +189,7 @@ def expected_row(customer_id: str) -> dict[str, Any]:
         for attr, v in zip(ATTRS, values, strict=True):
             row[f"{attr}_{w}"] = Decimal(v) if attr in ("amount", "avg_amount") and v is not None else v
     row.update(spec)
-    # 7 buyers: far below the 500 needed to fit, so every prediction column is NULL (spec section 6)
+    # 7 buyers: far below the 500 needed to fit, so every prediction column is NULL (docs/attributes.md)
     row.update(dict.fromkeys(PREDICTION_COLUMNS))
     return row
 

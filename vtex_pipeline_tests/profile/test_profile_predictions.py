@@ -1,4 +1,4 @@
-"""Predictions in the profile (spec section 6): a store simulated from known MBG/NBD and Gamma-Gamma
+"""Predictions in the profile (docs/attributes.md, docs/predictions.md): a store simulated from known MBG/NBD and Gamma-Gamma
 parameters, written as raw orders, run through `compute_profile` and the Dagster asset and checks.
 
 Expected values are recomputed independently: purchase days from the generated orders in pandas

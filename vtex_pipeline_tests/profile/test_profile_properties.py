@@ -181,7 +181,7 @@ def _assert_invariants(conn: duckdb.DuckDBPyConnection, cfg: IntegrationConfig) 
 
 
 def _expected_purchases(store, orders, cfg: IntegrationConfig) -> dict[str, int]:
-    """Purchases per profile customer by the spec's rules, written independently of the SQL."""
+    """Purchases per profile customer by the rules of docs/attributes.md, written independently of the SQL."""
     n = store["customers"]
     in_profile = {c for c in range(n) if store["created_days_before"][c] >= 0}
     excluded = set(ProfileSettings().excluded_statuses)

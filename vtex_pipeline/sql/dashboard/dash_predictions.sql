@@ -1,4 +1,4 @@
--- Predictions of the latest profile by RFM group and segment (profile-attributes.md section 6):
+-- Predictions of the latest profile by RFM group and segment (docs/attributes.md):
 -- expected revenue of the next 365 days (sum of predicted_clv_365d), expected purchase days, and how
 -- many customers are at low / medium / high churn risk. Customers without predictions (no purchase, or
 -- no usable fit: see dash_prediction_info) count in `customers` only.

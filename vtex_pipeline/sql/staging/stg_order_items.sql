@@ -1,5 +1,5 @@
--- Items of the purchases with their display names, resolved through the catalog with the spec's
--- fallbacks:
+-- Items of the purchases with their display names, resolved through the catalog with the
+-- fallbacks of docs/attributes.md:
 --   product  = catalog product name               -> else the order item name
 --   category = the product's own category (tree)  -> else the last id of additionalInfo.categoriesIds
 --              resolved through the tree          -> else the first (deepest) additionalInfo.categories name
