@@ -155,12 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: profile predictions sync incremental export multi multi_daemon first_sync")  # fmt: skip
+                    help="subset: profile profile_old_new predictions sync incremental export multi multi_daemon first_sync")  # fmt: skip
     ap.add_argument("--db", help="reuse this generated store instead of a scratch one (it gets modified)")
     args = ap.parse_args(argv)
     want = set(
         args.only
-        or ["profile", "predictions", "sync", "incremental", "export", "multi", "multi_daemon", "first_sync"]
+        or [
+            "profile",
+            "profile_old_new",
+            "predictions",
+            "sync",
+            "incremental",
+            "export",
+            "multi",
+            "multi_daemon",
+            "first_sync",
+        ]
     )
     console = Console(width=max(Console().width, 160))
     figures: list[Figure] = []
@@ -186,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_") as tmpdir:
         tmp = Path(tmpdir)
         db = Path(args.db) if args.db else tmp / "store.duckdb"
-        if want & {"profile", "predictions", "incremental", "export"} and not args.db:
+        if want & {"profile", "profile_old_new", "predictions", "incremental", "export"} and not args.db:
             console.log(f"generating the store at scale {args.scale} ...")
             console.log(generate(db, args.scale))
         if "profile" in want:
             collect("profile", lambda: profile_figures(db, args.scale, tmp))
+        if "profile_old_new" in want:  # before the benchmarks that modify the store
+            from benchmarks import profile_old_new
+
+            collect("profile old vs new", lambda: profile_old_new.figures(db))
         if "predictions" in want:
             collect("predictions", lambda: prediction_figures(db, args.scale))
         if "sync" in want:
