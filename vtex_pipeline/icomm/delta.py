@@ -41,6 +41,7 @@ from vtex_pipeline.icomm.fields import (
     sql_format_expr,
     sql_list_join_expr,
 )
+from vtex_pipeline.warehouse.schema import apply_schema
 
 PROFILE_TABLE = "customer_profile"
 PLAN_TABLE = "_icomm_plan"
@@ -70,8 +71,8 @@ CREATE TABLE IF NOT EXISTS icomm_dead_letter (
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the sink's state tables (idempotent)."""
-    conn.execute(SCHEMA_SQL)
+    """Create the sink's state tables, or add the columns an older file lacks (idempotent)."""
+    apply_schema(conn, SCHEMA_SQL)
 
 
 def deliverable_sql(expr: str) -> str:
@@ -80,16 +81,6 @@ def deliverable_sql(expr: str) -> str:
         f"({expr} IS NOT NULL AND regexp_full_match({expr}, '{EMAIL_PATTERN}') "
         f"AND NOT ends_with({expr}, '{ALIAS_DOMAIN}'))"
     )
-
-
-def is_deliverable(email: str | None) -> bool:
-    """Python twin of `deliverable_sql` (for single contacts and tests)."""
-    import re
-
-    if not email:
-        return False
-    email = email.strip().lower()
-    return bool(re.fullmatch(EMAIL_PATTERN, email)) and not email.endswith(ALIAS_DOMAIN)
 
 
 @dataclass

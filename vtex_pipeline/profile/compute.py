@@ -32,6 +32,7 @@ from vtex_pipeline.profile.models import (
     run_model,
 )
 from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.schema import create_or_extend
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
 
 # The mart is one SELECT; compute_profile chooses where it is materialized.
@@ -198,12 +199,13 @@ def _write_results(
     One transaction: readers see the old or the new profile, never a half-written one."""
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(
+        create_or_extend(
+            conn,
             """CREATE TABLE IF NOT EXISTS customer_profile_runs (
                    as_of DATE PRIMARY KEY, computed_at TIMESTAMPTZ NOT NULL, customers BIGINT,
                    buyers BIGINT, purchases BIGINT, resolved_purchases BIGINT,
                    resolved_by_user_profile_id BIGINT, resolved_by_email BIGINT, resolved_by_document BIGINT,
-                   seconds DOUBLE, parameters VARCHAR)"""
+                   seconds DOUBLE, parameters VARCHAR)""",
         )
         latest = conn.execute("SELECT max(as_of) FROM customer_profile_runs").fetchone()[0]
         existing = _columns(conn, "customer_profile")

@@ -36,6 +36,7 @@ from vtex_pipeline.predictions.scoring import score_customers
 from vtex_pipeline.predictions.summaries import summary_sql
 from vtex_pipeline.profile.prediction_report import BACKTEST_SUMMARY_TABLE, PREDICTIONS_TABLE, SUMMARY_TABLE
 from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.schema import create_or_extend
 
 # The profile's purchases as the summary SQL wants them (value in currency; same-day rows merged there).
 _PURCHASE_DAYS = """
@@ -259,7 +260,7 @@ def write_prediction_tables(conn: duckdb.DuckDBPyConnection, as_of: date, info: 
     """clv_model, clv_runs and clv_backtest for D: delete then insert (call inside the profile's
     transaction). clv_model gets rows only for fits the predictions were computed with."""
     for ddl in CLV_TABLES_DDL:
-        conn.execute(ddl)
+        create_or_extend(conn, ddl)
     for table in ("clv_model", "clv_runs", "clv_backtest"):
         conn.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
     if info["status"] == "fitted":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from vtex_pipeline.warehouse.schema import apply_schema
 from vtex_pipeline.warehouse.sql_files import read_sql
 
 
@@ -16,9 +17,10 @@ class WarehouseError(RuntimeError):
 
 
 def prepare(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Session settings every connection needs, then the raw schema (idempotent)."""
+    """Session settings every connection needs, then the raw schema (idempotent; a file from an older
+    release gains the raw columns added since, its rows kept)."""
     conn.execute("SET TimeZone = 'UTC'")
-    conn.execute(read_sql("raw/create_raw_tables.sql"))
+    apply_schema(conn, read_sql("raw/create_raw_tables.sql"))
     return conn
 
 
