@@ -1,4 +1,5 @@
-"""The 4-hour UTC windows that raw data is partitioned by, and helpers to map times onto them."""
+"""Partitions and sync windows: assets are partitioned by UTC day (`daily_partitions`); the sync works
+in 4-hour UTC windows (its watermarks and `synced_partitions` keys), mapped here from timestamps."""
 
 from __future__ import annotations
 
@@ -9,17 +10,6 @@ import dagster as dg
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 WINDOW = timedelta(hours=4)
-
-
-def four_hourly_partitions(start: date) -> dg.TimeWindowPartitionsDefinition:
-    """Windows [00:00, 04:00), [04:00, 08:00), ... UTC; `end_offset=1` exposes the window in progress."""
-    return dg.TimeWindowPartitionsDefinition(
-        start=datetime(start.year, start.month, start.day, tzinfo=UTC).strftime(PARTITION_FMT),
-        cron_schedule="0 */4 * * *",
-        fmt=PARTITION_FMT,
-        timezone="UTC",
-        end_offset=1,
-    )
 
 
 def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
@@ -35,10 +25,6 @@ def window_start(ts: datetime) -> datetime:
 
 def partition_key_for(ts: datetime) -> str:
     return window_start(ts).strftime(PARTITION_FMT)
-
-
-def parse_partition_key(key: str) -> datetime:
-    return datetime.strptime(key, PARTITION_FMT).replace(tzinfo=UTC)
 
 
 def end_of_day_utc(as_of: date, tz: str) -> datetime:

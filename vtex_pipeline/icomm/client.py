@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from typing import Any, Literal
 
 import requests
 
+from vtex_pipeline.http_core import RateLimiter, RequestStats, full_jitter, parse_retry_after, scrub_secrets
 from vtex_pipeline.icomm.settings import IcommSettings
-from vtex_pipeline.vtex.http import RateLimiter, RequestStats, parse_retry_after
 
 log = logging.getLogger("vtex_pipeline.icomm")
 
@@ -195,9 +194,7 @@ class IcommClient:
     __str__ = __repr__
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, self._secrets)
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -273,8 +270,7 @@ class IcommClient:
         return result
 
     def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
-        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+        return full_jitter(attempt, self.backoff_base, self.backoff_max)
 
     def _call(
         self,

@@ -41,7 +41,6 @@ from starlette.routing import Route
 from vtex_pipeline.simulators.faults import parse_spec
 
 DEFAULT_SIM_API_KEY = "icomm-sim-KEY-0001"
-DEFAULT_SIM_PROFILE = "sim-profile"
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 OK, ERROR = 1, 0
 INVALID_EMAIL = 2

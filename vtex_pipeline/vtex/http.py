@@ -1,4 +1,5 @@
-"""HTTP core of the VTEX client: settings, pacing, retries, error mapping, bounded concurrency.
+"""The VTEX client: settings, retries, error mapping, bounded concurrency (pacing, `Retry-After`,
+backoff and secret scrubbing are the shared `vtex_pipeline.http_core`).
 
 VTEX throttles per account/route with limits that are not published and vary during the day, and the
 seed promises the store's own site is never slowed down. So every request goes through one shared
@@ -8,25 +9,26 @@ threads at once, and transient failures back off exponentially with full jitter.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 import os
-import random
 import re
-import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from vtex_pipeline.http_core import (
+    RateLimiter,
+    RequestStats,
+    full_jitter,
+    parse_retry_after,
+    scrub_secrets,
+)
 from vtex_pipeline.vtex.errors import (
     VtexAuthError,
     VtexError,
@@ -146,136 +148,6 @@ class VtexSettings:
         return f"VtexSettings({', '.join(parts)})"
 
     __str__ = __repr__
-
-
-class RateLimiter:
-    """Paces requests at `rate` per second across threads.
-
-    Each acquire takes the next slot, at least 1/rate after the previous request actually left, and
-    at least 1 s + `slack` after the request `floor(rate)` sends earlier, so no 1-second window holds
-    more than `rate` requests even when network jitter shifts arrivals by a few milliseconds at
-    VTEX (or at a test server). The sleep happens under the lock on purpose: a late wake-up only
-    widens the gaps, never lets two requests bunch up.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        slack: float = 0.02,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
-        self.rate = rate
-        self.interval = 1.0 / rate
-        self.slack = slack
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = 0.0  # earliest time for the next request (pacing)
-        self._paused_until = 0.0  # set by defer(); separate so pacing never overwrites a pause
-        per_window = math.floor(rate)
-        self._recent: deque[float] | None = deque(maxlen=per_window) if per_window >= 1 else None
-
-    def _target(self) -> float:
-        target = max(self._next, self._paused_until)
-        recent = self._recent
-        if recent is not None and len(recent) == recent.maxlen:
-            target = max(target, recent[0] + 1.0 + self.slack)
-        return target
-
-    def acquire(self) -> float:
-        """Block until this caller may send; returns the seconds waited."""
-        start = self._clock()
-        with self._lock:
-            now = self._clock()
-            while (target := self._target()) > now:
-                self._sleep(target - now)
-                now = self._clock()
-            self._next = now + self.interval
-            if self._recent is not None:
-                self._recent.append(now)
-        return self._clock() - start
-
-    def defer(self, seconds: float) -> None:
-        """Hold every caller back for `seconds` (after a 429: the whole account is throttled)."""
-        until = self._clock() + max(0.0, seconds)
-        # No lock (a holder may be sleeping in acquire); acquire re-reads this after every sleep.
-        if until > self._paused_until:
-            self._paused_until = until
-
-
-class RequestStats:
-    """Thread-safe counters for observability (Dagster metadata, logs)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.throttled = 0
-        self.server_errors = 0
-        self.rate_limit_wait_seconds = 0.0
-        self.by_call: Counter[str] = Counter()
-
-    def record_request(self, call: str) -> None:
-        with self._lock:
-            self.requests += 1
-            self.by_call[call] += 1
-
-    def record_retry(self) -> None:
-        with self._lock:
-            self.retries += 1
-
-    def record_throttled(self) -> None:
-        with self._lock:
-            self.throttled += 1
-
-    def record_server_error(self) -> None:
-        with self._lock:
-            self.server_errors += 1
-
-    def add_wait(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        with self._lock:
-            self.rate_limit_wait_seconds += seconds
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "retries": self.retries,
-                "throttled": self.throttled,
-                "server_errors": self.server_errors,
-                "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 3),
-                "by_call": dict(self.by_call),
-            }
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _body_message(resp: requests.Response) -> str:
@@ -407,14 +279,10 @@ class VtexClient:
 
     def scrub(self, text: str) -> str:
         """Remove the key and token from any text that may reach an exception or a log line."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, self._secrets)
 
     def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
-        cap = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** (attempt - 1)))
-        return random.uniform(0, cap)
+        return full_jitter(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
     def _send(
         self,

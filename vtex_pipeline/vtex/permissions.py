@@ -41,7 +41,6 @@ ALL_PERMISSIONS: tuple[Permission, ...] = (
     SKU,
     SALES_CHANNEL,
 )
-BY_KEY = {p.key: p for p in ALL_PERMISSIONS}
 
 # (method, path regex) -> permission. First match wins; order matters (detail after list).
 ROUTES: tuple[tuple[str, re.Pattern[str], Permission], ...] = (

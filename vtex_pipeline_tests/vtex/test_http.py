@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from vtex_pipeline.http_core import RateLimiter, RequestStats, parse_retry_after
 from vtex_pipeline.vtex import permissions
 from vtex_pipeline.vtex.errors import (
     VtexAuthError,
@@ -23,14 +24,7 @@ from vtex_pipeline.vtex.errors import (
     VtexPermissionError,
     VtexRequestFailed,
 )
-from vtex_pipeline.vtex.http import (
-    RateLimiter,
-    RequestStats,
-    VtexClient,
-    VtexSettings,
-    map_concurrent,
-    parse_retry_after,
-)
+from vtex_pipeline.vtex.http import VtexClient, VtexSettings, map_concurrent
 
 KEY = "vtexappkey-mystore-SECRETKEY9"
 TOKEN = "TOKEN-abcdefghijklmnopqrstuvwxyz-0123456789"
