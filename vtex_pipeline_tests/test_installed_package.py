@@ -18,6 +18,8 @@ import duckdb
 import pytest
 import requests
 
+from vtex_pipeline.profile.models import MODELS
+
 REPO = Path(__file__).resolve().parents[1]
 KEY, TOKEN = "vtexappkey-demo-LOCAL", "demo-token-not-a-secret"
 ICOMM_KEY, PROFILE = "icomm-demo-key-not-a-secret", "demo-profile"
@@ -108,7 +110,7 @@ def test_the_wheel_ships_its_data_and_no_tests(installed: Path):
             "import vtex_pipeline, importlib.resources as r; "
             "f = r.files('vtex_pipeline'); print(vtex_pipeline.__file__); "
             "print(sorted(p.name for p in (f / 'sql' / 'marts').iterdir())); "
-            "print((f / 'icomm' / 'icomm_fields.yaml').is_file(), (f / 'sql' / 'seeds' / 'rfm_segments.csv').is_file());"
+            "print((f / 'icomm' / 'icomm_fields.yaml').is_file(), (f / 'sql' / 'seeds' / 'rfm_segments.csv').is_file(), (f / 'sql' / 'attributes.md').is_file());"
             "import importlib.util as u; print(u.find_spec('vtex_pipeline_tests'))",
         ],
         text=True,
@@ -117,7 +119,7 @@ def test_the_wheel_ships_its_data_and_no_tests(installed: Path):
     ).splitlines()
     assert str(REPO) not in out[0] and "site-packages" in out[0]
     assert out[1] == "['customer_profile.sql']"
-    assert out[2] == "True True"
+    assert out[2] == "True True True"  # attributes.md: the UI's column descriptions
     assert out[3] == "None"
 
 
@@ -201,6 +203,13 @@ def test_run_from_an_empty_directory_syncs_profiles_and_exports_exactly(installe
             "SELECT count(DISTINCT lower(email)) FROM customer_profile "
             "WHERE email IS NOT NULL AND email <> '' AND email NOT LIKE '%ct.vtex.com.br'"
         ).fetchone()[0]
+        # every SQL model is a table (or view) in the file, the per-day ones as of the run's day
+        for model in MODELS:
+            rows = conn.execute(f"SELECT count(*) FROM {model.name}").fetchone()[0]
+            assert rows > 0, model.name
+            if model.per_day and not model.view:
+                days = conn.execute(f"SELECT DISTINCT as_of::VARCHAR FROM {model.name}").fetchall()
+                assert days == [(as_of,)], model.name
     assert customers == profiles == stats["customers"] == 200
     # every order of the two years the API serves, created before the end of the as-of day
     assert 0 < orders <= stats["orders_listable"]
