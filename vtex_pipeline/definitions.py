@@ -8,6 +8,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
+import vtex_pipeline.dagster_fixes  # noqa: F401  (steps waiting for a pool slot sleep: see the module)
 from vtex_pipeline.assets.dashboard import build_dashboard_assets
 from vtex_pipeline.assets.export import build_export_assets
 from vtex_pipeline.assets.profile import build_profile_assets
@@ -20,7 +21,9 @@ from vtex_pipeline.schedules import (
     profile_export_job,
     raw_sync_job,
     raw_sync_schedule,
+    sync_cron,
 )
+from vtex_pipeline.watchdog import sync_is_flowing_check, sync_watchdog_sensor
 
 # A stalled pipeline shows in the UI: the raw sync runs every 4 hours, the profile every day.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -64,6 +67,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     # carry N accounts' resources and the code location's snapshot would grow as N squared.
     assets = dg.with_resources(assets, account_resources(cfg))
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
+    checks.append(sync_is_flowing_check(cfg, sync_cron()))
     assets = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
     # The jobs are resolved here, against this account's assets alone, as Dagster's repository builder
     # would (`UnresolvedAssetJobDefinition.resolve`; internal, hence the pinned dagster). Left to the code
@@ -79,7 +83,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
         asset_checks=checks,
         jobs=[raw_job, daily_job],
         schedules=[raw_sync_schedule(cfg, raw_job)],
-        sensors=[profile_after_sync_sensor(cfg, daily_job)],
+        sensors=[profile_after_sync_sensor(cfg, daily_job), sync_watchdog_sensor(cfg, sync_cron())],
     )
 
 

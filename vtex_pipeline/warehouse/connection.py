@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,13 @@ def connect(database: str | Path, *, read_only: bool = False) -> Iterator[duckdb
     try:
         conn = duckdb.connect(str(database), read_only=read_only)
     except duckdb.IOException as exc:
+        held = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+        if held:  # a DuckDB CLI, a BI tool, a backup: nothing was written; the next run retries
+            raise WarehouseError(
+                f"DuckDB file {database} is held by another process: {held.group(1)} (PID {held.group(2)}). "
+                "DuckDB allows one writer per file: close that process (or open it read-only) and re-run; "
+                "nothing was written"
+            ) from exc
         raise WarehouseError(f"cannot open DuckDB file {database}: {exc}") from exc
     try:
         if read_only:
