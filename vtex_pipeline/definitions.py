@@ -14,6 +14,7 @@ from vtex_pipeline.assets.export import build_export_assets
 from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
 from vtex_pipeline.config import IntegrationConfig, load_integrations
+from vtex_pipeline.heartbeat import heartbeat_in_process_executor
 from vtex_pipeline.icomm.resource import resources_for_icomm
 from vtex_pipeline.resources import resources_for
 from vtex_pipeline.schedules import (
@@ -34,8 +35,9 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-# One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>").
-RUN_EXECUTOR = dg.in_process_executor
+# One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>"). Its
+# worker writes a heartbeat that run monitoring reads (vtex_pipeline/heartbeat.py).
+RUN_EXECUTOR = heartbeat_in_process_executor
 
 
 def _with_freshness(assets: list, policy: dg.FreshnessPolicy) -> list:

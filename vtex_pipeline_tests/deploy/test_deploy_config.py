@@ -104,12 +104,17 @@ def test_dagster_yaml_passes_dagsters_validation(monkeypatch: pytest.MonkeyPatch
     assert config["run_launcher"] == {
         "module": "vtex_pipeline.launcher",
         "class": "MonitoredRunLauncher",
-        "config": {"unreachable_grace_seconds": 120},
+        "config": {"stale_after_seconds": 120},
     }
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
-    # a dead worker is found within a poll and its slot freed 30 s later: well inside 5 minutes
-    assert monitoring["poll_interval_seconds"] + monitoring["free_slots_after_run_end_seconds"] <= 60
+    # a dead worker's heartbeat goes stale, the next poll fails the run, its slot is freed after that:
+    # inside 5 minutes
+    stale = config["run_launcher"]["config"]["stale_after_seconds"]
+    assert (
+        stale + 2 * monitoring["poll_interval_seconds"] + monitoring["free_slots_after_run_end_seconds"]
+        <= 240
+    )
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert config["telemetry"] == {"enabled": False}
     # every setting that differs per deployment comes from the environment, secrets included
