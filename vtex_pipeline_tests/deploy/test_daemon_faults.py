@@ -91,7 +91,7 @@ class Stack:
         return self.tmp / "data" / f"{account}.duckdb"
 
 
-def _integrations(tmp: Path, vtex_url: str, icomm_url: str, start: str) -> Path:
+def _integrations(tmp: Path, vtex_url: str, icomm_url: str, start: str, rows: tuple[str, ...]) -> Path:
     items = [
         {
             "name": name,
@@ -109,32 +109,39 @@ def _integrations(tmp: Path, vtex_url: str, icomm_url: str, start: str) -> Path:
                 "requests_per_second": 50,
             },
         }
-        for name in ROWS
+        for name in rows
     ]
     path = tmp / "integrations.yaml"
     path.write_text(yaml.safe_dump({"integrations": items}), encoding="utf-8")
     return path
 
 
-@pytest.fixture(scope="module")
-def fault_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def _stack(
+    tmp: Path, pg_env: dict[str, str] | None, rows: tuple[str, ...], webserver: bool
+) -> Iterator[Stack]:
+    """Simulators, code server, daemon (and webserver) on deploy/dagster.yaml's instance on PostgreSQL
+    (`pg_env`), or on the packaged local instance (SQLite, what `vtex-pipeline dev` runs) without it."""
     import dagster as dg
 
-    tmp = tmp_path_factory.mktemp("faults")
+    from vtex_pipeline.instance import packaged_instance_yaml
+
     (tmp / "data").mkdir()
     (tmp / "logs").mkdir()
     home = tmp / "dagster_home"
-    write_instance(home, max_concurrent_runs=4)
+    if pg_env is not None:
+        write_instance(home, max_concurrent_runs=4)
+    else:
+        home.mkdir()
+        (home / "dagster.yaml").write_text(packaged_instance_yaml(), encoding="utf-8")
     vtex_port, icomm_port, grpc_port, web_port = free_port(), free_port(), free_port(), free_port()
     start = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
-    pg_env = postgres_cluster.env(postgres_cluster.create_database("daemon_faults"))
-    env = base_env(tmp, pg_env, home)
+    env = base_env(tmp, pg_env or {}, home)
     icomm_out = tmp / "icomm-requests.jsonl"
+    vtex_url, icomm_url = f"http://127.0.0.1:{vtex_port}", f"http://127.0.0.1:{icomm_port}"
     env.update(
         {
-            "VTEX_PIPELINE_INTEGRATIONS": str(
-                _integrations(tmp, f"http://127.0.0.1:{vtex_port}", f"http://127.0.0.1:{icomm_port}", start)
-            ),
+            "VTEX_PIPELINE_INTEGRATIONS": str(_integrations(tmp, vtex_url, icomm_url, start, rows)),
             "VTEX_APP_KEY": VTEX_KEY,
             "VTEX_APP_TOKEN": VTEX_TOKEN,
             "ICOMM_API_KEY": ICOMM_KEY,
@@ -149,8 +156,8 @@ def fault_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> I
     fixture.write_text(json.dumps(store, default=str), encoding="utf-8")
     workspace = write_workspace(tmp / "workspace.yaml", grpc_port)
     cli = str(BIN / "vtex-pipeline")
-    saved = {k: os.environ.get(k) for k in pg_env}
-    os.environ.update(pg_env)  # this process reads the same instance
+    saved = {k: os.environ.get(k) for k in (pg_env or {})}
+    os.environ.update(pg_env or {})  # this process reads the same instance
     try:
         procs.start(
             "vtex_simulator",
@@ -161,23 +168,23 @@ def fault_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         procs.start(
             "icomm_simulator",
             [cli, "simulate", "icomm", "--port", str(icomm_port), "--out", str(icomm_out),
-             "--api-key", ICOMM_KEY, *[a for name in ROWS for a in ("--profile", name)]],
+             "--api-key", ICOMM_KEY, *[a for name in rows for a in ("--profile", name)]],
             env, tmp,
         )  # fmt: skip
         for port in (vtex_port, icomm_port):
             wait(f"simulator on {port}", lambda p=port: procs.check_alive() or port_open(p), 60)
         start_code_server_and_daemon(procs, env, tmp, grpc_port, workspace)
-        procs.start(
-            "webserver",
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)],
-            env, tmp,
-        )  # fmt: skip
-        wait("webserver", lambda: procs.check_alive() or port_open(web_port), 180, 1)
+        if webserver:
+            procs.start(
+                "webserver",
+                [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)],
+                env, tmp,
+            )  # fmt: skip
+            wait("webserver", lambda: procs.check_alive() or port_open(web_port), 180, 1)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield Stack(
-                tmp, env, procs, workspace, home, grpc_port, web_port, f"http://127.0.0.1:{vtex_port}",
-                icomm_out, instance, start,
-            )  # fmt: skip
+                tmp, env, procs, workspace, home, grpc_port, web_port, vtex_url, icomm_out, instance, start
+            )
     except BaseException:
         print(procs.dump())
         raise
@@ -188,6 +195,13 @@ def fault_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> I
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def fault_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    pg_env = postgres_cluster.env(postgres_cluster.create_database("daemon_faults"))
+    with _stack(tmp_path_factory.mktemp("faults"), pg_env, ROWS, webserver=True) as stack:
+        yield stack
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -397,9 +411,8 @@ def test_run_worker_sigkill_mid_sync(fault_stack: Stack) -> None:
     )  # fmt: skip
 
 
-def test_code_server_killed_and_restarted_mid_sync(fault_stack: Stack) -> None:
+def _code_server_restart_row(stack: Stack, account: str, label: str) -> None:
     """What `docker compose up -d` does to `code`: the server and its run workers die together."""
-    stack, account = fault_stack, "code_restart"
     _switch(stack, account, True)
     run = _started_run(stack, account)
     killed_at = time.time()
@@ -424,11 +437,17 @@ def test_code_server_killed_and_restarted_mid_sync(fault_stack: Stack) -> None:
     recovered = _synced_after(stack, account, killed_at, FIVE_MINUTES)
     _finish(
         stack, account,
-        Row("code server killed and restarted mid-sync (processes)", "kill -9 of the code server's "
+        Row(label, "kill -9 of the code server's "
             "process group, restarted on the same port", "run FAILURE: 'no heartbeat from its run worker "
             "for n s: the worker is gone', re-launched by run_retries", round(detect, 1), round(recovered.end_time - killed_at, 1),
             -1, -1),
     )  # fmt: skip
+
+
+def test_code_server_killed_and_restarted_mid_sync(fault_stack: Stack) -> None:
+    _code_server_restart_row(
+        fault_stack, "code_restart", "code server killed and restarted mid-sync (processes, PostgreSQL)"
+    )
 
 
 def test_cancel_from_the_ui_mid_sync(fault_stack: Stack) -> None:
@@ -511,3 +530,12 @@ def test_no_secret_in_anything_the_deployment_wrote(fault_stack: Stack, postgres
                 blob = path.read_bytes()
                 leaks += [f"{path}" for s in SECRETS[:2] if s.encode() in blob]
     assert not leaks, leaks
+
+
+@pytest.mark.chaos_slow
+def test_code_server_killed_and_restarted_mid_sync_on_the_local_sqlite_instance(tmp_path: Path) -> None:
+    """The same under the local instance of `vtex-pipeline dev` (SQLite, the packaged dagster.yaml)."""
+    with _stack(tmp_path, None, ("sqlite_restart",), webserver=False) as stack:
+        _code_server_restart_row(
+            stack, "sqlite_restart", "code server killed and restarted mid-sync (processes, SQLite)"
+        )
