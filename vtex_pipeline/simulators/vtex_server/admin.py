@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import copy
 from collections import Counter
 from functools import partial
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vtex_pipeline.simulators.faults import FaultSpec
+from vtex_pipeline.simulators.store import fmt7
 from vtex_pipeline.simulators.vtex_server.common import dumps, json_response, md_error
 from vtex_pipeline.simulators.vtex_server.state import SimState
 
@@ -20,10 +22,13 @@ def routes(state: SimState) -> list[Route]:
         Route("/_sim/stats", partial(_admin_stats, state), methods=["GET"]),
         Route("/_sim/fixture", partial(_admin_fixture, state), methods=["GET"]),
         Route("/_sim/orders", partial(_admin_orders, state), methods=["POST"]),
+        Route("/_sim/orders/new", partial(_admin_new_order, state), methods=["POST"]),
         Route("/_sim/orders/{orderId}/status", partial(_admin_status, state), methods=["POST"]),
         Route("/_sim/clients", partial(_admin_clients, state), methods=["POST"]),
         Route("/_sim/faults", partial(_admin_faults, state), methods=["POST"]),
         Route("/_sim/reset-stats", partial(_admin_reset, state), methods=["POST"]),
+        Route("/_sim/clock", partial(_admin_clock, state), methods=["GET", "POST"]),
+        Route("/_sim/feeds", partial(_admin_feeds, state), methods=["GET"]),
     ]
 
 
@@ -47,6 +52,8 @@ async def _admin_stats(state: SimState, req: Request) -> Response:
             "responses": dict(state.responses),
             "live_scrolls": len(state.scrolls),
             "faults": state.faults.to_spec(),
+            "feeds": {k: len(f.messages) for k, f in state.feed.feeds.items()},
+            "now": state.now().isoformat(),
         }
     return json_response(body)
 
@@ -100,3 +107,67 @@ async def _admin_reset(state: SimState, req: Request) -> Response:
         state.requests.clear()
         state.responses.clear()
     return json_response({"ok": True})
+
+
+async def _admin_new_order(state: SimState, req: Request) -> Response:
+    """Create an order now, copied from an existing one (same buyer and items) with a new id and status.
+
+    Body: ``{"like": "<orderId>", "status": "payment-pending", "orderId": optional, "value": optional}``.
+    Queues ``order-created`` (and the status) on the feeds, as a checkout would.
+    """
+    data = await req.json()
+    if not isinstance(data, dict) or not data.get("like"):
+        return md_error(400, 'body must be {"like": "<existing orderId>", "status": "..."}')
+    with state.lock:
+        template = state.store.orders.get(str(data["like"]))
+        if template is None:
+            return md_error(404, f"order {data['like']} not found")
+        now = state.now()
+        o = copy.deepcopy(template)
+        seq = state.new_order_seq()
+        oid = str(data.get("orderId") or f"{seq}-01")
+        if oid in state.store.orders:
+            return md_error(409, f"order {oid} already exists")
+        status = str(data.get("status") or "payment-pending")
+        o.update(
+            orderId=oid,
+            sequence=str(seq),
+            creationDate=fmt7(now),
+            lastChange=fmt7(now),
+            status=status,
+            statusDescription=status,
+            authorizedDate=fmt7(now) if status in ("payment-approved", "invoiced") else None,
+            invoicedDate=fmt7(now) if status == "invoiced" else None,
+        )
+        if data.get("value") is not None:
+            o["value"] = int(data["value"])
+        state.upsert_orders([o])
+    return json_response({"orderId": oid, "status": status, "creationDate": o["creationDate"]})
+
+
+async def _admin_clock(state: SimState, req: Request) -> Response:
+    """GET the simulator clock; POST ``{"advance_seconds": N}`` moves it forward."""
+    if req.method == "POST":
+        data = await req.json()
+        try:
+            state.advance_clock(float((data or {}).get("advance_seconds") or 0))
+        except (ValueError, TypeError) as e:
+            return md_error(400, f"advance_seconds must be a number >= 0 ({e})")
+    return json_response({"now": state.now().isoformat(), "offset_seconds": state.clock_offset_seconds})
+
+
+async def _admin_feeds(state: SimState, req: Request) -> Response:
+    """Every app key's feed: queue depth, items in flight, deliveries and commits, config."""
+    with state.lock:
+        t = state.now().timestamp()
+        body = {
+            key: {
+                "quantity": len(f.messages),
+                "in_flight": sum(m.visible_at > t for m in f.messages),
+                "delivered": f.delivered,
+                "committed": f.committed,
+                **f.config.to_json(),
+            }
+            for key, f in state.feed.feeds.items()
+        }
+    return json_response(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.responses import Response
 
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.store import StoreData
-from vtex_pipeline.simulators.vtex_server import admin, catalog, masterdata, orders
+from vtex_pipeline.simulators.vtex_server import admin, catalog, feed, masterdata, orders
 from vtex_pipeline.simulators.vtex_server.common import DEFAULT_APP_KEYS, ApiError, json_response
 from vtex_pipeline.simulators.vtex_server.state import SimState
 from vtex_pipeline.vtex import permissions
@@ -28,7 +29,8 @@ def create_app(
     scroll_idle_seconds: float = 1200,
     index_lag_seconds: float = 0,
 ) -> Starlette:
-    """The simulator ASGI app. `now` drives the 2-year horizon, index lag and written dates."""
+    """The simulator ASGI app. `now` drives the 2-year horizon, index lag, written dates and the feed's
+    visibility timeout and retention; `POST /_sim/clock` moves it forward at run time."""
     state = SimState(
         store,
         dict(app_keys or DEFAULT_APP_KEYS),
@@ -39,7 +41,7 @@ def create_app(
     )
 
     def api(
-        template: str, handler: Callable[[Request], Response]
+        template: str, handler: Callable[[Request], Response | Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             with state.lock:
@@ -53,7 +55,7 @@ def create_app(
                 ]
                 resp = json_response({"Message": msg}, decision.status, headers=decision.headers or None)
             else:
-                resp = _authorize(state, request) or _safe(handler, request, state)
+                resp = _authorize(state, request) or await _safe(handler, request)
                 if decision.malformed and resp.status_code == 200:
                     body = bytes(resp.body)
                     resp = Response(
@@ -71,6 +73,7 @@ def create_app(
         *orders.routes(state, api),
         *masterdata.routes(state, api),
         *catalog.routes(state, api),
+        *feed.routes(state, api),
         *admin.routes(state),
     ]
     app = Starlette(routes=routes)
@@ -78,9 +81,11 @@ def create_app(
     return app
 
 
-def _safe(handler: Callable[[Request], Response], request: Request, state: SimState) -> Response:
+async def _safe(handler: Callable[[Request], Response | Awaitable[Response]], request: Request) -> Response:
+    """Run a plain or async handler; an ApiError carries the answer."""
     try:
-        return handler(request)
+        result = handler(request)
+        return await result if inspect.isawaitable(result) else result
     except ApiError as e:
         return e.response
 

@@ -61,7 +61,7 @@ class ApiError(Exception):
 Predicate = Callable[[dict[str, Any]], bool]
 KeyCache = dict[tuple[int, str], Any]  # (id(doc), field) -> comparable key; cleared when clients change
 # Wraps a plain handler into an /api endpoint (auth, faults, counters): see app.create_app.
-ApiWrap = Callable[[str, Callable[[Request], Response]], Handler]
+ApiWrap = Callable[[str, Callable[[Request], Response | Awaitable[Response]]], Handler]
 
 
 def int_param(req: Request, name: str, default: int, error: Callable[[int, str], Response]) -> int:

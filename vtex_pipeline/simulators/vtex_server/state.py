@@ -10,12 +10,13 @@ import gc
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.store import StoreData, fmt7, parse_ms
 from vtex_pipeline.simulators.vtex_server.common import HORIZON, KeyCache
+from vtex_pipeline.simulators.vtex_server.feed import FeedHub
 
 
 class Scroll:
@@ -40,7 +41,9 @@ class SimState:
         self.store = store
         self.app_keys = app_keys
         self.faults = faults
-        self.now = now
+        self._clock = now
+        self.clock_offset_seconds = 0.0
+        self.feed = FeedHub(lambda: self.faults)
         self.scroll_idle_seconds = scroll_idle_seconds
         self.index_lag_seconds = index_lag_seconds
         self.lock = threading.RLock()
@@ -55,6 +58,19 @@ class SimState:
         self.key_cache: KeyCache = {}
         self.sku_index: dict[int, dict[str, Any]] = {}
         self.rebuild()
+
+    def now(self) -> datetime:
+        """The simulator's clock: the `now` it was built with, moved on by `advance_clock`."""
+        return self._clock() + timedelta(seconds=self.clock_offset_seconds)
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """Move the clock forward (feed visibility timeout and retention, horizon, written dates)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self.lock:
+            self.clock_offset_seconds += seconds
+            self._bump()
+            return self.now()
 
     # -- indexes
     def rebuild(self) -> None:
@@ -103,6 +119,7 @@ class SimState:
         with self.lock:
             for o in orders:
                 oid = o["orderId"]
+                previous = self.store.orders.get(oid)
                 if oid in self.order_ms:
                     old_ms = self.order_ms[oid]
                     i = bisect.bisect_left(self.order_keys, old_ms)
@@ -121,18 +138,33 @@ class SimState:
                 for it in o.get("items") or []:
                     if str(it.get("id", "")).isdigit():
                         self.sku_index.setdefault(int(it["id"]), it)
+                self.feed.order_changed(previous, o, self.now())
             self._bump()
+
+    def new_order_seq(self) -> int:
+        """A sequence number above every order id's, for orders created at run time."""
+        with self.lock:
+            top = max((int(o.split("-")[0]) for o in self.order_ids if o.split("-")[0].isdigit()), default=0)
+            return top + 1
 
     def set_status(self, oid: str, status: str) -> dict[str, Any] | None:
         with self.lock:
             o = self.store.orders.get(oid)
             if o is None:
                 return None
+            previous = dict(o)
+            now = self.now()
             o["status"] = status
             o["statusDescription"] = _STATUS_DESC.get(status, status)
-            o["lastChange"] = fmt7(self.now())
+            o["lastChange"] = fmt7(now)
             if status in ("invoiced", "canceled"):
                 o["allowCancellation"] = False
+            # the workflow dates the list filters (f_authorizedDate, f_invoicedDate) and the detail show
+            if status == "payment-approved" and not o.get("authorizedDate"):
+                o["authorizedDate"] = fmt7(now)
+            if status == "invoiced" and not o.get("invoicedDate"):
+                o["invoicedDate"] = fmt7(now)
+            self.feed.order_changed(previous, o, now)
             self.summaries[oid] = _summary(o)
             self._detail_cache.pop(oid, None)
             self._bump()
