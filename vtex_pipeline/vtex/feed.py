@@ -204,6 +204,21 @@ def feed_settings(
     return base.replace(app_key=key, app_token=token, credential_vars=f"{key_var} / {token_var}")
 
 
+def config_body(flt: FeedFilter, visibility_timeout: int, retention: int) -> dict[str, Any]:
+    """The `POST /api/orders/feed/config` body, with the capital-M retention field the API requires."""
+    if visibility_timeout < 0:
+        raise ValueError("visibility_timeout must be >= 0 seconds")
+    if not RETENTION_MIN <= retention <= RETENTION_MAX:
+        raise ValueError(f"retention must be {RETENTION_MIN}..{RETENTION_MAX} seconds (4 to 14 days)")
+    return {
+        "filter": flt.to_json(),
+        "queue": {
+            "visibilityTimeoutInSeconds": int(visibility_timeout),
+            "MessageRetentionPeriodInSeconds": int(retention),
+        },
+    }
+
+
 class OrdersFeed:
     """The feed of the key `client` was built with (one feed per app key)."""
 
@@ -244,17 +259,7 @@ class OrdersFeed:
 
     def set_config(self, flt: FeedFilter, visibility_timeout: int, retention: int) -> None:
         """Create or replace the config (queued items stay). 409 means both filter types were sent."""
-        if visibility_timeout < 0:
-            raise ValueError("visibility_timeout must be >= 0 seconds")
-        if not RETENTION_MIN <= retention <= RETENTION_MAX:
-            raise ValueError(f"retention must be {RETENTION_MIN}..{RETENTION_MAX} seconds (4 to 14 days)")
-        body = {
-            "filter": flt.to_json(),
-            "queue": {
-                "visibilityTimeoutInSeconds": int(visibility_timeout),
-                "MessageRetentionPeriodInSeconds": int(retention),
-            },
-        }
+        body = config_body(flt, visibility_timeout, retention)
         self._call("POST", CONFIG_PATH, "feed.set_config", json_body=body)
 
     def delete_config(self) -> bool:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.store import fmt7
 from vtex_pipeline.simulators.vtex_server.common import dumps, json_response, md_error
-from vtex_pipeline.simulators.vtex_server.state import SimState
+from vtex_pipeline.simulators.vtex_server.state import STATUS_DESC, SimState
 
 
 def routes(state: SimState) -> list[Route]:
@@ -112,7 +112,7 @@ async def _admin_reset(state: SimState, req: Request) -> Response:
 async def _admin_new_order(state: SimState, req: Request) -> Response:
     """Create an order now, copied from an existing one (same buyer and items) with a new id and status.
 
-    Body: ``{"like": "<orderId>", "status": "payment-pending", "orderId": optional, "value": optional}``.
+    Body: ``{"like": "<orderId>", "status": "payment-pending", "orderId": optional}``.
     Queues ``order-created`` (and the status) on the feeds, as a checkout would.
     """
     data = await req.json()
@@ -135,12 +135,10 @@ async def _admin_new_order(state: SimState, req: Request) -> Response:
             creationDate=fmt7(now),
             lastChange=fmt7(now),
             status=status,
-            statusDescription=status,
+            statusDescription=STATUS_DESC.get(status, status),
             authorizedDate=fmt7(now) if status in ("payment-approved", "invoiced") else None,
             invoicedDate=fmt7(now) if status == "invoiced" else None,
         )
-        if data.get("value") is not None:
-            o["value"] = int(data["value"])
         state.upsert_orders([o])
     return json_response({"orderId": oid, "status": status, "creationDate": o["creationDate"]})
 
@@ -163,7 +161,7 @@ async def _admin_feeds(state: SimState, req: Request) -> Response:
         body = {
             key: {
                 "quantity": len(f.messages),
-                "in_flight": sum(m.visible_at > t for m in f.messages),
+                "in_flight": sum(m.visible_at > t for m in f.messages.values()),
                 "delivered": f.delivered,
                 "committed": f.committed,
                 **f.config.to_json(),

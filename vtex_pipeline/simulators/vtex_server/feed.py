@@ -278,6 +278,7 @@ class FeedConfig:
 
 @dataclass
 class _Message:
+    seq: int
     event: dict[str, Any]
     enqueued_at: float
     visible_at: float
@@ -291,7 +292,8 @@ class Feed:
     app_key: str
     config: FeedConfig
     last_event_at: float
-    messages: list[_Message] = field(default_factory=list)
+    # enqueue order (the clock only moves forward, so also enqueued_at order); O(1) commit by seq
+    messages: dict[int, _Message] = field(default_factory=dict)
     by_handle: dict[str, _Message] = field(default_factory=dict)
     fired: set[str] = field(default_factory=set)
     delivered: int = 0
@@ -391,6 +393,7 @@ class FeedHub:
     def __init__(self, faults: Callable[[], FaultSpec]) -> None:
         self.feeds: dict[str, Feed] = {}
         self._faults = faults
+        self._seq = 0
 
     # -- config
     def configure(self, app_key: str, body: Any, now: datetime) -> FeedConfig:
@@ -417,7 +420,7 @@ class FeedHub:
     def describe(self, app_key: str, now: datetime) -> dict[str, Any]:
         feed = self.get(app_key, now)
         t = now.timestamp()
-        oldest = min((m.enqueued_at for m in feed.messages), default=None)
+        oldest = next(iter(feed.messages.values())).enqueued_at if feed.messages else None
         return {
             **feed.config.to_json(),
             "quantity": len(feed.messages),
@@ -430,13 +433,13 @@ class FeedHub:
         if t - feed.last_event_at >= ret:
             self.feeds.pop(feed.app_key, None)
             return True
-        keep = [m for m in feed.messages if t - m.enqueued_at < ret]
-        if len(keep) != len(feed.messages):
-            for m in feed.messages:
-                if t - m.enqueued_at >= ret:
-                    for h in m.handles:
-                        feed.by_handle.pop(h, None)
-            feed.messages = keep
+        while feed.messages:
+            m = next(iter(feed.messages.values()))
+            if t - m.enqueued_at < ret:
+                break
+            del feed.messages[m.seq]
+            for h in m.handles:
+                feed.by_handle.pop(h, None)
         return False
 
     # -- read / commit
@@ -444,11 +447,17 @@ class FeedHub:
         feed = self.get(app_key, now)
         t = now.timestamp()
         faults = self._faults()
-        visible = [m for m in feed.messages if m.visible_at <= t]
         if faults.feed_roll(faults.feed_shuffle):
-            visible = faults.feed_shuffled(visible)
+            picked = faults.feed_shuffled([m for m in feed.messages.values() if m.visible_at <= t])[:maxlot]
+        else:
+            picked = []
+            for m in feed.messages.values():
+                if m.visible_at <= t:
+                    picked.append(m)
+                    if len(picked) == maxlot:
+                        break
         out = []
-        for m in visible[:maxlot]:
+        for m in picked:
             handle = _handle(app_key, m, now)
             m.receipt = handle
             m.handles.append(handle)
@@ -467,7 +476,7 @@ class FeedHub:
             m = feed.by_handle.get(h)
             if m is None or m.receipt != h or faults.feed_roll(faults.feed_lost_commit):
                 continue
-            feed.messages.remove(m)
+            del feed.messages[m.seq]
             for old in m.handles:
                 feed.by_handle.pop(old, None)
             feed.committed += 1
@@ -523,7 +532,8 @@ class FeedHub:
         faults = self._faults()
         copies = 2 if faults.feed_roll(faults.feed_dup) else 1
         for _ in range(copies):
-            feed.messages.append(_Message(event=dict(event), enqueued_at=t, visible_at=t))
+            self._seq += 1
+            feed.messages[self._seq] = _Message(self._seq, dict(event), enqueued_at=t, visible_at=t)
 
 
 def _z(value: str) -> str:

@@ -57,6 +57,7 @@ class SimState:
         self.client_by_id: dict[str, dict[str, Any]] = {}
         self.key_cache: KeyCache = {}
         self.sku_index: dict[int, dict[str, Any]] = {}
+        self._next_seq: int | None = None
         self.rebuild()
 
     def now(self) -> datetime:
@@ -142,10 +143,15 @@ class SimState:
             self._bump()
 
     def new_order_seq(self) -> int:
-        """A sequence number above every order id's, for orders created at run time."""
+        """A sequence number no order id uses yet, for orders created at run time (O(1) after the first)."""
         with self.lock:
-            top = max((int(o.split("-")[0]) for o in self.order_ids if o.split("-")[0].isdigit()), default=0)
-            return top + 1
+            if self._next_seq is None:
+                heads = (o.split("-")[0] for o in self.order_ids)
+                self._next_seq = max((int(h) for h in heads if h.isdigit()), default=0) + 1
+            while f"{self._next_seq}-01" in self.store.orders:
+                self._next_seq += 1
+            self._next_seq += 1
+            return self._next_seq - 1
 
     def set_status(self, oid: str, status: str) -> dict[str, Any] | None:
         with self.lock:
@@ -155,7 +161,7 @@ class SimState:
             previous = dict(o)
             now = self.now()
             o["status"] = status
-            o["statusDescription"] = _STATUS_DESC.get(status, status)
+            o["statusDescription"] = STATUS_DESC.get(status, status)
             o["lastChange"] = fmt7(now)
             if status in ("invoiced", "canceled"):
                 o["allowCancellation"] = False
@@ -205,7 +211,7 @@ class SimState:
         return ms >= now_ms - int(HORIZON.total_seconds() * 1000)
 
 
-_STATUS_DESC = {
+STATUS_DESC = {
     "waiting-for-sellers-confirmation": "Aguardando confirmação do seller",
     "payment-pending": "Pagamento Pendente",
     "payment-approved": "Pagamento Aprovado",
@@ -233,7 +239,7 @@ def _summary(o: dict[str, Any]) -> dict[str, Any]:
         "totalValue": int(o.get("value") or 0),
         "paymentNames": ", ".join(dict.fromkeys(p for p in payments if p)),
         "status": o.get("status"),
-        "statusDescription": o.get("statusDescription") or _STATUS_DESC.get(o.get("status") or "", ""),
+        "statusDescription": o.get("statusDescription") or STATUS_DESC.get(o.get("status") or "", ""),
         "marketPlaceOrderId": o.get("marketplaceOrderId") or None,
         "sequence": str(o.get("sequence") or ""),
         "salesChannel": str(o.get("salesChannel") or ""),
