@@ -121,6 +121,16 @@ def test_vtexpy_feed_calls_are_answered_as_vtex_would(
     detail = api.orders.get_order(oids[0]).data
     assert detail["status"] == "canceled" and detail["order_id"] == oids[0]
 
+    # an order created at run time: on the feed, and first in vtexpy's List orders (newest first)
+    new = requests.post(f"{url}/_sim/orders/new", json={"like": oids[1], "status": "canceled"}, timeout=10)
+    new_id = new.json()["orderId"]
+    assert [(i["order_id"], i["state"]) for i in api.orders.list_feed_orders().items] == [
+        (new_id, "canceled")
+    ]
+    listed = api.orders.list_orders(page_size=100).items
+    assert listed[0]["order_id"] == new_id and listed[0]["status"] == "canceled"
+    assert {o["order_id"]: o["status"] for o in listed}[oids[2]] == "canceled"
+
     assert api.orders.delete_feed_config().status_code == 200
     with pytest.raises(vtex.VTEXResponseError) as gone:
         api.orders.list_feed_orders()
