@@ -14,7 +14,7 @@ from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.store import load_fixture
-from vtex_pipeline.simulators.vtex_server import create_app
+from vtex_pipeline.simulators.vtex_server import FEED_APP_KEY, FEED_APP_TOKEN, create_app
 from vtex_pipeline.simulators.vtex_server.feed import compile_expression
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -403,3 +403,14 @@ def test_jsonata_endpoint(sim: Callable[..., Sim]) -> None:
     s = sim()
     r = s.post("/api/orders/expressions/jsonata", {"Expression": "value > 100", "Document": '{"value": 150}'})
     assert r.status_code == 200 and r.json() is True
+
+
+def test_default_keys_include_a_feed_key(fixture: dict[str, Any]) -> None:
+    """The default simulator has the feed's own key (feed + orders only), beside the all-permission key."""
+    with ServerThread(create_app(load_fixture(copy.deepcopy(fixture)), now=lambda: NOW)) as server:
+        h = {"X-VTEX-API-AppKey": FEED_APP_KEY, "X-VTEX-API-AppToken": FEED_APP_TOKEN}
+        assert requests.post(server.url + CONFIG, headers=h, json=WORKFLOW, timeout=10).status_code == 200
+        assert requests.get(server.url + FEED, headers=h, timeout=10).json() == []
+        assert (
+            requests.get(server.url + "/api/dataentities/CL/search", headers=h, timeout=10).status_code == 403
+        )

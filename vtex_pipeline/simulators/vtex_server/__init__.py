@@ -11,8 +11,22 @@ state, the /_sim/ control endpoints (admin) and the app that wires them. Import 
 from __future__ import annotations
 
 from vtex_pipeline.simulators.vtex_server.app import create_app, serve
-from vtex_pipeline.simulators.vtex_server.common import DEFAULT_APP_KEYS, ApiError
+from vtex_pipeline.simulators.vtex_server.common import (
+    DEFAULT_APP_KEYS,
+    FEED_APP_KEY,
+    FEED_APP_TOKEN,
+    ApiError,
+)
 from vtex_pipeline.simulators.vtex_server.masterdata import parse_where
 from vtex_pipeline.simulators.vtex_server.state import SimState
 
-__all__ = ["DEFAULT_APP_KEYS", "ApiError", "SimState", "create_app", "parse_where", "serve"]
+__all__ = [
+    "DEFAULT_APP_KEYS",
+    "FEED_APP_KEY",
+    "FEED_APP_TOKEN",
+    "ApiError",
+    "SimState",
+    "create_app",
+    "parse_where",
+    "serve",
+]

@@ -10,8 +10,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+# The Orders Feed needs a key of its own (one feed per app key): the second key is the feed's, with the
+# role VTEX's docs ask for (Feed v3 and Hook, plus View order to re-fetch changed orders).
+FEED_APP_KEY, FEED_APP_TOKEN = "vtexappkey-sim-FEED", "SIMFEEDTOKEN"
 DEFAULT_APP_KEYS: dict[str, dict[str, Any]] = {
-    "vtexappkey-sim-DEMO": {"token": "SIMTOKEN", "permissions": ["*"]}
+    "vtexappkey-sim-DEMO": {"token": "SIMTOKEN", "permissions": ["*"]},
+    FEED_APP_KEY: {"token": FEED_APP_TOKEN, "permissions": ["oms.feed", "oms.view_order", "oms.list_orders"]},
 }
 HORIZON = timedelta(days=730)
 MAX_PAGES = 30
