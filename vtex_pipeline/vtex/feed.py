@@ -310,6 +310,17 @@ class OrdersFeed:
                 log.warning("Orders Feed item skipped: %s", exc.reason)
         return items
 
+    def read_up_to(self, max_items: int) -> list[FeedItem]:
+        """Lots of 10 until a short lot or `max_items` (VTEX's own consumer loops while lots are full).
+        Each lot's items are hidden for the visibility timeout, so the lots do not overlap."""
+        items: list[FeedItem] = []
+        while len(items) < max_items:
+            lot = self.read(min(MAX_LOT, max_items - len(items)))
+            items.extend(lot)
+            if len(lot) < MAX_LOT:
+                break
+        return items
+
     def commit(self, handles: Iterable[str]) -> int:
         """Commit handles in batches of 10; returns how many were sent. A stale handle (the item was
         delivered again since) is accepted by VTEX and does nothing: the item comes back."""

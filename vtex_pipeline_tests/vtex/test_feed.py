@@ -154,6 +154,21 @@ def test_maxlot_is_clamped_and_commits_go_in_tens(sim: Callable[..., Box]) -> No
     assert stats["/api/orders/feed"] == 4 and box.quantity() == 1
 
 
+def test_read_up_to_loops_over_full_lots(sim: Callable[..., Box]) -> None:
+    box = sim()
+    feed = OrdersFeed(box.client())
+    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    for oid in box.oids[:25]:
+        box.status(oid, "canceled")
+    first = feed.read_up_to(12)
+    assert [i.order_id for i in first] == box.oids[:12]
+    rest = feed.read_up_to(100)
+    assert [i.order_id for i in rest] == box.oids[12:25]
+    assert feed.read_up_to(100) == []
+    stats = requests.get(box.url + "/_sim/stats", timeout=10).json()["requests"]
+    assert stats["/api/orders/feed"] == 2 + 2 + 1  # 10+2, 10+3 (short lot stops), 0
+
+
 def test_duplicates_are_deduped_and_each_copy_committed(sim: Callable[..., Box]) -> None:
     box = sim("feed_dup=1,seed=2")
     feed = OrdersFeed(box.client())
