@@ -39,6 +39,7 @@ bench-small: install
 
 chaos: install
 	$(BIN)/python -m chaos.run
+	$(BIN)/pytest -q -m chaos_slow
 
 clean:
 	rm -rf $(VENV) data .dagster_home .pytest_cache .ruff_cache build dist

@@ -231,15 +231,19 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
         instance = _instance(stack)
         for cfg in integrations:
             console.print(f"[bold]{cfg.name}[/]: syncing up to the end of {as_of} ({cfg.timezone})")
+
+            def say(msg: str, name: str = cfg.name) -> None:
+                err_console.print(f"[yellow]{name}: {msg}[/]", soft_wrap=True)
+
             if console.is_terminal:  # a progress bar; Dagster's own lines only for warnings
                 with _progress_bar() as listener:
                     add_listener(listener)
                     try:
-                        outcome = run_integration(cfg, as_of, instance=instance, log_level="WARNING")
+                        outcome = run_integration(cfg, as_of, instance=instance, log_level="WARNING", say=say)
                     finally:
                         remove_listener(listener)
             else:  # plain progress lines (logs, CI)
-                outcome = run_integration(cfg, as_of, instance=instance, log_level="INFO")
+                outcome = run_integration(cfg, as_of, instance=instance, log_level="INFO", say=say)
             if not outcome.success:
                 failures += 1
                 err_console.print(f"[bold red]{cfg.name}: failed:[/] {outcome.error}")
@@ -390,7 +394,13 @@ def run(as_of: datetime) -> None:
             ready.append(cfg)
     if not ready:
         sys.exit(2)
-    failures += run_pass(ready, as_of.date())
+    from vtex_pipeline.slots import Interrupted
+
+    try:
+        failures += run_pass(ready, as_of.date())
+    except Interrupted as exc:
+        err_console.print(f"[bold red]stopped:[/] {exc}", soft_wrap=True)
+        sys.exit(130)
     sys.exit(1 if failures else 0)
 
 

@@ -9,11 +9,13 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._record import copy  # UnresolvedAssetJobDefinition is a record (the pinned dagster)
 
+import vtex_pipeline.dagster_fixes  # noqa: F401  (steps waiting for a pool slot sleep: see the module)
 from vtex_pipeline.assets.dashboard import build_dashboard_assets
 from vtex_pipeline.assets.export import build_export_assets
 from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
 from vtex_pipeline.config import IntegrationConfig, load_integrations
+from vtex_pipeline.heartbeat import heartbeat_in_process_executor
 from vtex_pipeline.icomm.resource import resources_for_icomm
 from vtex_pipeline.resources import resources_for
 from vtex_pipeline.schedules import (
@@ -21,7 +23,9 @@ from vtex_pipeline.schedules import (
     profile_export_job,
     raw_sync_job,
     raw_sync_schedule,
+    sync_cron,
 )
+from vtex_pipeline.watchdog import sync_is_flowing_check, sync_watchdog_sensor
 
 # A stalled pipeline shows in the UI: the raw sync runs every 4 hours, the profile every day.
 RAW_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -32,8 +36,9 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-# One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>").
-RUN_EXECUTOR = dg.in_process_executor
+# One process per run: steps share the DuckDB file one at a time anyway (pool "duckdb_<name>"). Its
+# worker writes a heartbeat that run monitoring reads (vtex_pipeline/heartbeat.py).
+RUN_EXECUTOR = heartbeat_in_process_executor
 
 
 def _with_freshness(assets: list, policy: dg.FreshnessPolicy) -> list:
@@ -79,6 +84,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     # carry N accounts' resources and the code location's snapshot would grow as N squared.
     assets = dg.with_resources(assets, account_resources(cfg))
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
+    checks.append(sync_is_flowing_check(cfg, sync_cron()))
     assets = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
     # The jobs are resolved here, against this account's assets alone, as Dagster's repository builder
     # would (`UnresolvedAssetJobDefinition.resolve`; internal, hence the pinned dagster). Left to the code
@@ -95,7 +101,7 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
         asset_checks=checks,
         jobs=[raw_job, daily_job],
         schedules=[raw_sync_schedule(cfg, raw_job)],
-        sensors=[profile_after_sync_sensor(cfg, daily_job)],
+        sensors=[profile_after_sync_sensor(cfg, daily_job), sync_watchdog_sensor(cfg, sync_cron())],
     )
 
 

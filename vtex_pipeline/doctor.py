@@ -63,14 +63,18 @@ def check_instance(
         )
     monitoring = instance.run_monitoring_enabled
     free_after = (instance.run_monitoring_settings or {}).get("free_slots_after_run_end_seconds")
+    launcher = instance.run_launcher
+    health = launcher.supports_check_run_worker_health
     checks.append(
         Check(
             "run monitoring",
-            bool(monitoring and free_after),
-            f"on, slots of ended runs freed after {free_after} s"
-            if monitoring and free_after
-            else "set `run_monitoring: {enabled: true, free_slots_after_run_end_seconds: 60}`: a cancelled or "
-            "killed run would otherwise hold the DuckDB slot forever",
+            bool(monitoring and free_after and health),
+            f"on, {type(launcher).__name__} checks run workers, slots of ended runs freed after {free_after} s"
+            if monitoring and free_after and health
+            else "set `run_monitoring: {enabled: true, free_slots_after_run_end_seconds: 30}` and "
+            "`run_launcher: {module: vtex_pipeline.launcher, class: MonitoredRunLauncher}`: "
+            f"with {type(launcher).__name__}{'' if monitoring else ' and monitoring off'}, a run killed "
+            "with its code server stays STARTED and holds the DuckDB slot forever",
         )
     )
     planned = (planned_events or "").lower() in ("1", "true", "yes")
@@ -155,4 +159,33 @@ def run_checks(
     checks = check_package_files() + check_instance(instance, planned_events, pools)
     for cfg in integrations:
         checks += check_duckdb(cfg)
+        checks += check_sync(instance, cfg)
     return checks
+
+
+def check_sync(instance, cfg: IntegrationConfig) -> list[Check]:
+    """Who holds the account's pool slot, and whether its sync is flowing (the `sync_is_flowing` check)."""
+    from datetime import UTC, datetime
+
+    from vtex_pipeline.schedules import sync_cron
+    from vtex_pipeline.slots import slot_holders
+    from vtex_pipeline.watchdog import IN_PROGRESS, sync_health
+
+    try:
+        holders = slot_holders(instance, cfg.pool)
+        health = sync_health(instance, cfg, sync_cron(), datetime.now(UTC))
+    except Exception as exc:  # the instance check above already says why storage fails
+        return [Check(f"{cfg.name}: sync", False, f"cannot read the instance: {type(exc).__name__}")]
+    live = {s.value for s in IN_PROGRESS}
+    slot = Check(
+        f"{cfg.name}: pool {cfg.pool}",
+        all(h.status in live for h in holders),
+        "free" if not holders else "held by " + "; ".join(h.describe() for h in holders),
+    )
+    never = health.metadata.get("last_sync") == "never" and "no sync run" in health.description
+    sync = Check(
+        f"{cfg.name}: sync",
+        health.passed or health.severity.value == "WARN" or never,
+        health.description,
+    )
+    return [slot, sync]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import dagster as dg
 import duckdb
@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline.warehouse.connection import held_file_message
 
 
 class VtexResource(dg.ConfigurableResource):
@@ -65,7 +66,28 @@ def vtex_resource(cfg: IntegrationConfig) -> VtexResource:
     )
 
 
-class VolumeDuckDBResource(DuckDBResource):
+class AccountDuckDBResource(DuckDBResource):
+    """An account's DuckDB file. A file held by another process fails the step with a message naming
+    that process (dagster-duckdb has already retried for a few seconds), not DuckDB's lock error."""
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(super().get_connection())
+            except duckdb.IOException as exc:
+                message = held_file_message(exc, self.database)
+                if message is None:
+                    raise
+                raise dg.Failure(description=message) from exc
+            yield conn
+
+
+class VolumeDuckDBResource(AccountDuckDBResource):
     """The DuckDB file of an account whose file lives on a Kubernetes PersistentVolumeClaim: opened only
     when that volume is mounted. A run without the account's `dagster-k8s/config` tag (an ad-hoc
     materialization in the implicit asset job) gets a pod without the volume, where DuckDB would
@@ -104,7 +126,9 @@ def duckdb_resource(cfg: IntegrationConfig) -> DuckDBResource:
             volume_claim=cfg.k8s_volume_claim,
             mount_path=cfg.k8s_mount_path,
         )
-    return DuckDBResource(database=cfg.duckdb_path)  # UTC session is set by warehouse.connection.prepare
+    return AccountDuckDBResource(
+        database=cfg.duckdb_path
+    )  # UTC session is set by warehouse.connection.prepare
 
 
 def resources_for(cfg: IntegrationConfig) -> dict[str, dg.ConfigurableResource]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -14,7 +15,9 @@ import dagster as dg
 
 from vtex_pipeline.assets.raw import INCREMENTAL_TAG, SYNC_UNTIL_TAG
 from vtex_pipeline.config import IntegrationConfig
+from vtex_pipeline.launcher import HOST_TAG, PID_TAG, pid_alive
 from vtex_pipeline.partitions import WINDOW, end_of_day_utc, window_start
+from vtex_pipeline.slots import wait_for_free_slot
 from vtex_pipeline.warehouse.connection import connect
 from vtex_pipeline.warehouse.raw_loads import get_watermark
 
@@ -59,20 +62,6 @@ def sync_until_for(cfg: IntegrationConfig, as_of: date) -> datetime:
     return window_start(end_of_day_utc(as_of, cfg.timezone) - timedelta(microseconds=1)) + WINDOW
 
 
-PID_TAG = "vtex_pipeline/pid"
-HOST_TAG = "vtex_pipeline/host"
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the runs this command started on this host whose process is gone (SIGKILL, OOM,
     reboot), and free their `duckdb` pool slot: without a daemon's run monitoring nothing else does, and
@@ -86,7 +75,7 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     released = []
     for run in runs:
         pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or int(pid) == os.getpid() or not _process_gone(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone: killed or crashed")
         if instance.event_log_storage.supports_global_concurrency_limits:
@@ -136,11 +125,16 @@ def run_integration(
     instance: dg.DagsterInstance,
     now: datetime | None = None,
     log_level: str = "INFO",
+    say: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Raw sync up to the end of `as_of`, then the profile as of `as_of`, then the icomm export."""
+    """Raw sync up to the end of `as_of`, then the profile as of `as_of`, then the icomm export.
+
+    Before each run, waits (sleeping) while another run holds the account's pool slot, telling `say` which
+    run and since when; SIGINT/SIGTERM during that wait raise `slots.Interrupted` with nothing started."""
     from vtex_pipeline.definitions import build_definitions  # builds every asset: only when running
 
     now = now or datetime.now(UTC)
+    say = say or log.warning
     release_dead_runs(instance)
     defs = build_definitions([cfg])
     rng = partition_range_for(cfg, as_of, now)
@@ -154,6 +148,7 @@ def run_integration(
         }
         # the raw assets only: the dashboard is refreshed once, by the profile job that follows
         raw_keys = [dg.AssetKey([cfg.name, a]) for a in ("raw_customers", "raw_orders", "raw_catalog")]
+        wait_for_free_slot(instance, cfg.pool, say=say)
         result = _execute(
             defs.resolve_job_def(f"{cfg.name}_raw_sync"),
             instance,
@@ -165,6 +160,7 @@ def run_integration(
         _collect(outcome, result)
         if not outcome.success:
             return outcome
+    wait_for_free_slot(instance, cfg.pool, say=say)
     result = _execute(
         defs.resolve_job_def(f"{cfg.name}_profile_export"),
         instance,

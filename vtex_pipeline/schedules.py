@@ -118,6 +118,23 @@ def catch_up_range(
     return first.isoformat(), last.isoformat()
 
 
+def busy_reason(instance: dg.DagsterInstance, cfg: IntegrationConfig, record: dg.RunRecord) -> str:
+    """Why a tick skips, in words an operator can act on: the run in progress, its status and age, and
+    who holds the account's pool slot if not that run."""
+    from vtex_pipeline.slots import slot_holders
+
+    run = record.dagster_run
+    started = datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), UTC)
+    why = f"run {run.run_id} of {run.job_name} is still in progress ({run.status.value} since {started:%Y-%m-%d %H:%M:%S} UTC)"
+    holders = slot_holders(instance, cfg.pool)
+    others = [h for h in holders if h.run_id != run.run_id]
+    if others:
+        why += f"; pool {cfg.pool} is held by " + "; ".join(h.describe() for h in others)
+    elif holders:
+        why += f"; it holds pool {cfg.pool}"
+    return why
+
+
 def raw_sync_schedule(cfg: IntegrationConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{cfg.name}_raw_sync_every_4h",
@@ -135,7 +152,7 @@ def raw_sync_schedule(cfg: IntegrationConfig, job: dg.JobDefinition) -> dg.Sched
             dg.RunsFilter(job_name=job.name, statuses=IN_PROGRESS), limit=1
         )
         if busy:  # a long first sync: the next tick after it catches up from where it ended
-            return dg.SkipReason(f"run {busy[0].dagster_run.run_id} of {job.name} is still in progress")
+            return dg.SkipReason(busy_reason(context.instance, cfg, busy[0]))
         now = context.scheduled_execution_time.astimezone(UTC)
         rng = catch_up_range(context.instance, cfg, now)
         if rng is None:

@@ -86,3 +86,12 @@ def window_of(key: str) -> tuple[datetime, datetime]:
     """[start, end) of a day partition key, UTC."""
     start = datetime.fromisoformat(key).replace(tzinfo=UTC)
     return start, start + timedelta(days=1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far, from /proc."""
+    import os
+    from pathlib import Path
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -74,7 +74,7 @@ def test_definitions_snapshot():
     assert len([c for c in checks if c.startswith("customer_profile:")]) >= 6
     assert sorted(j.name for j in defs.jobs) == ["vtex_profile_export", "vtex_raw_sync"]
     assert [s.name for s in defs.schedules] == ["vtex_raw_sync_every_4h"]
-    assert [s.name for s in defs.sensors] == ["vtex_profile_after_sync"]
+    assert [s.name for s in defs.sensors] == ["vtex_profile_after_sync", "vtex_sync_watchdog"]
     # resources are bound to the account's assets, so each job carries its own account's only
     assert not defs.resources
     assert sorted(defs.resolve_job_def("vtex_raw_sync").resource_defs) == [

@@ -24,6 +24,7 @@ from vtex_pipeline.icomm.client import ContactResult, IcommAuthError, IcommClien
 from vtex_pipeline.icomm.delta import ExportPlan, ensure_tables, plan_export
 from vtex_pipeline.icomm.fields import FieldMapping
 from vtex_pipeline.icomm.settings import IcommSettings
+from vtex_pipeline.interrupts import deferred_interrupts
 from vtex_pipeline.paths import resolve_path
 
 log = logging.getLogger("vtex_pipeline.icomm")
@@ -214,22 +215,29 @@ def run_export(
         done = 0
         for batch in plan.batches(conn, settings.batch_size):
             report.batches += 1
-            try:
-                results: list[ContactResult] | None = client.save_multi_contact([r["contact"] for r in batch])
-                error = None
-                failed_in_a_row = 0
-            except IcommAuthError:
-                raise
-            except IcommError as exc:
-                results, error = None, client.scrub(str(exc))
-                report.failed_batches += 1
-                failed_in_a_row += 1
-                if len(report.errors) < 20:
-                    report.errors.append(error)
-                log.warning(
-                    "icomm batch %d failed (%s); its contacts go to the dead letter", report.batches, error
-                )
-            sent, failed = _record_batch(conn, batch, results, error)
+            # a safe point for a cancel: a batch icomm accepted is recorded before the run stops, so the
+            # next run does not send it again
+            with deferred_interrupts():
+                try:
+                    results: list[ContactResult] | None = client.save_multi_contact(
+                        [r["contact"] for r in batch]
+                    )
+                    error = None
+                    failed_in_a_row = 0
+                except IcommAuthError:
+                    raise
+                except IcommError as exc:
+                    results, error = None, client.scrub(str(exc))
+                    report.failed_batches += 1
+                    failed_in_a_row += 1
+                    if len(report.errors) < 20:
+                        report.errors.append(error)
+                    log.warning(
+                        "icomm batch %d failed (%s); its contacts go to the dead letter",
+                        report.batches,
+                        error,
+                    )
+                sent, failed = _record_batch(conn, batch, results, error)
             report.sent += sent
             report.failed += failed
             done += len(batch)

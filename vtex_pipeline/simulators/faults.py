@@ -5,6 +5,12 @@ sometimes truncates bodies; the pipeline's client must survive all of that, so t
 reproduce each one deterministically from a seed.
 
 Grammar: comma-separated ``name=value`` pairs, e.g. ``rate429=0.1,retry_after=1,slow=0.02,seed=7``.
+
+Orders Feed v3 knobs (probabilities, drawn from their own seeded stream so adding them never changes the
+draws of the others): ``feed_dup`` enqueues an event twice (same eventId, its own handle), as SQS
+at-least-once delivery does; ``feed_shuffle`` returns a lot from a shuffled queue instead of oldest
+first; ``feed_lost_commit`` answers a commit 200 but keeps the item, so it comes back after the
+visibility timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _FLOAT_FIELDS = {
     "rate429",
@@ -24,6 +33,9 @@ _FLOAT_FIELDS = {
     "malformed",
     "latency",
     "retry_after",
+    "feed_dup",
+    "feed_shuffle",
+    "feed_lost_commit",
 }
 _INT_FIELDS = {"storm429", "limit_rps", "seed"}
 
@@ -51,9 +63,13 @@ class FaultSpec:
     latency: float = 0.0
     limit_rps: int = 0
     seed: int = 0
+    feed_dup: float = 0.0
+    feed_shuffle: float = 0.0
+    feed_lost_commit: float = 0.0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._feed_rng = random.Random(f"feed-{self.seed}")
         self._storm_left = self.storm429
         self._window: deque[float] = deque()
         self._lock = threading.Lock()
@@ -81,6 +97,20 @@ class FaultSpec:
             return {}
         ra = self.retry_after
         return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
+
+    def feed_roll(self, probability: float) -> bool:
+        """One draw for a feed knob (thread-safe, deterministic per seed, apart from the /api draws)."""
+        if probability <= 0:
+            return False
+        with self._lock:
+            return self._feed_rng.random() < probability
+
+    def feed_shuffled(self, items: list[T]) -> list[T]:
+        """`items` shuffled with the feed stream (a copy)."""
+        out = list(items)
+        with self._lock:
+            self._feed_rng.shuffle(out)
+        return out
 
     def decide(self) -> FaultDecision:
         """Draw the fault for the next /api request (thread-safe, deterministic per seed)."""

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from vtex_pipeline.config import ORDER_HORIZON_DAYS, IntegrationConfig
+from vtex_pipeline.interrupts import deferred_interrupts
 from vtex_pipeline.partitions import WINDOW, partition_key_for
 from vtex_pipeline.sync.report import SyncReport
 from vtex_pipeline.vtex.dates import parse_vtex_datetime
@@ -114,11 +115,12 @@ def sync_orders(
             o["synced_at"] = synced_at
         first_key = partition_key_for(a)
         last_key = partition_key_for(b - timedelta(microseconds=1))
-        written = upsert_orders(
-            conn, orders, items, replace_partitions=(first_key, last_key), replace_since=horizon
-        )
-        record_rejections(conn, "orders", rejections, partition_key=first_key)
-        mark_partitions_synced(conn, "orders", chunk_keys)
+        with deferred_interrupts():  # a cancel stops the run between chunks, never inside one
+            written = upsert_orders(
+                conn, orders, items, replace_partitions=(first_key, last_key), replace_since=horizon
+            )
+            record_rejections(conn, "orders", rejections, partition_key=first_key)
+            mark_partitions_synced(conn, "orders", chunk_keys)
         report.add("orders_written", written["orders_written"])
         report.add("items_written", written["items_written"])
         report.add("orders_removed", written["orders_removed"])

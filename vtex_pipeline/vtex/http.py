@@ -239,9 +239,13 @@ class VtexClient:
         headers: Mapping[str, str] | None = None,
         call: str | None = None,
         max_attempts: int | None = None,
+        json_body: Any = None,
     ) -> requests.Response:
-        """Send with pacing and retries; returns the successful (2xx) response or raises a VtexError."""
-        resp, _ = self._send(method, path, params, headers, call, False, max_attempts)
+        """Send with pacing and retries; returns the successful (2xx) response or raises a VtexError.
+
+        `json_body` (POST config/commit) is sent as JSON on every attempt; None sends no body.
+        """
+        resp, _ = self._send(method, path, params, headers, call, False, max_attempts, json_body=json_body)
         return resp
 
     def get_json(
@@ -293,6 +297,8 @@ class VtexClient:
         call: str | None,
         parse_json: bool,
         max_attempts: int | None,
+        *,
+        json_body: Any = None,
     ) -> tuple[requests.Response, Any]:
         method = method.upper()
         if not path.startswith("/"):
@@ -321,6 +327,7 @@ class VtexClient:
                     url,
                     params=params,
                     headers=req_headers,
+                    json=json_body,
                     timeout=self.settings.timeout,
                     allow_redirects=False,  # never forward the key/token to another host
                 )

@@ -30,6 +30,10 @@ BRANDS = Permission("catalog.brands", "Catalog", "Brands")
 PRODUCT = Permission("catalog.product", "Catalog", "Product")
 SKU = Permission("catalog.sku", "Catalog", "SKU")
 SALES_CHANNEL = Permission("catalog.sales_channel", "Catalog", "Sales Channel")
+# The Orders Feed v3 key's own role (one feed per app key, so not the integration role's key). "Feed v3
+# and Hook view only" reads; the pipeline also creates the config, hence Admin. Not in ALL_PERMISSIONS:
+# the main key does not need it.
+FEED = Permission("oms.feed", "OMS", "Feed v3 and Hook Admin")
 
 ALL_PERMISSIONS: tuple[Permission, ...] = (
     LIST_ORDERS,
@@ -52,6 +56,11 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Permission], ...] = (
     ("GET", re.compile(r"^/api/catalog/pvt/product/\d+/?$"), PRODUCT),
     ("GET", re.compile(r"^/api/catalog_system/pvt/sku/stockkeepingunitbyid/\d+/?$"), SKU),
     ("GET", re.compile(r"^/api/catalog_system/pvt/saleschannel/list/?$"), SALES_CHANNEL),
+    *(
+        (m, re.compile(rf"^/api/orders/{path}/?$"), FEED)
+        for path in ("feed", "feed/config", "hook/config", "expressions/jsonata")
+        for m in ("GET", "POST", "DELETE")
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,19 @@ def prepare(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return conn
 
 
+def held_file_message(exc: BaseException, database: str | Path) -> str | None:
+    """The operator's words for DuckDB's lock error (a DuckDB CLI, a BI tool, a backup holding the file),
+    or None for any other error."""
+    held = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    if not held:
+        return None
+    return (
+        f"DuckDB file {database} is held by another process: {held.group(1)} (PID {held.group(2)}). "
+        "DuckDB allows one writer per file: close that process (or open the file read-only) and re-run; "
+        "nothing was written"
+    )
+
+
 @contextmanager
 def connect(database: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A prepared connection to `database`, closed on exit even when the block raises."""
@@ -33,7 +47,9 @@ def connect(database: str | Path, *, read_only: bool = False) -> Iterator[duckdb
     try:
         conn = duckdb.connect(str(database), read_only=read_only)
     except duckdb.IOException as exc:
-        raise WarehouseError(f"cannot open DuckDB file {database}: {exc}") from exc
+        raise WarehouseError(
+            held_file_message(exc, database) or f"cannot open DuckDB file {database}: {exc}"
+        ) from exc
     try:
         if read_only:
             conn.execute("SET TimeZone = 'UTC'")

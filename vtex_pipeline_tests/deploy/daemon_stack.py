@@ -129,10 +129,9 @@ def run_cli(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
 
 def write_instance(home: Path, *, max_concurrent_runs: int, dequeue_workers: int = 0) -> dict[str, Any]:
     """deploy/dagster.yaml as is (PostgreSQL from DAGSTER_POSTGRES_*, QueuedRunCoordinator launching from
-    8 threads, pools default_limit 1, DefaultRunLauncher), with the run limit of this host; `dequeue_workers`
-    > 0 sets the launch threads, < 0 launches one run after the other."""
+    8 threads, pools default_limit 1, MonitoredRunLauncher, run monitoring and retries), with the run
+    limit of this host; `dequeue_workers` > 0 sets the launch threads, < 0 launches one run after the other."""
     cfg = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text(encoding="utf-8"))
-    cfg["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     cfg["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1
     cfg["concurrency"]["runs"]["max_concurrent_runs"] = max_concurrent_runs
     if dequeue_workers > 0:  # launch queued runs from this many threads

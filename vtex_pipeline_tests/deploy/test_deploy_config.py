@@ -101,10 +101,20 @@ def test_dagster_yaml_passes_dagsters_validation(monkeypatch: pytest.MonkeyPatch
     assert pg["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 4
-    assert config["run_launcher"]["class"] in ("DefaultRunLauncher", "DockerRunLauncher")
+    assert config["run_launcher"] == {
+        "module": "vtex_pipeline.launcher",
+        "class": "MonitoredRunLauncher",
+        "config": {"stale_after_seconds": 120},
+    }
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
-    assert monitoring["free_slots_after_run_end_seconds"] == 300
+    # a dead worker's heartbeat goes stale, the next poll fails the run, its slot is freed after that:
+    # inside 5 minutes
+    stale = config["run_launcher"]["config"]["stale_after_seconds"]
+    assert (
+        stale + 2 * monitoring["poll_interval_seconds"] + monitoring["free_slots_after_run_end_seconds"]
+        <= 240
+    )
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert config["telemetry"] == {"enabled": False}
     # every setting that differs per deployment comes from the environment, secrets included
@@ -134,10 +144,10 @@ def test_dagster_yaml_builds_an_instance_on_postgres(
         assert concurrency.pool_config.pool_granularity.value == "op"
         assert instance.event_log_storage.supports_global_concurrency_limits
         assert instance.run_monitoring_enabled
-        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 30
         assert not instance.telemetry_enabled
-        if _yaml("dagster.yaml")["run_launcher"]["class"] == "DefaultRunLauncher":
-            assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
+        assert instance.run_launcher.supports_check_run_worker_health
         # the storage works: a run written by this instance is read back through PostgreSQL
         run = instance.create_run_for_job(dg.GraphDefinition("probe").to_job(), run_id=None)
         assert instance.get_run_by_id(run.run_id) is not None
@@ -189,7 +199,7 @@ def test_duckdb_volume_is_mounted_where_runs_execute() -> None:
     that service mounts the volume; DockerRunLauncher: every run container gets it."""
     compose = _yaml("docker-compose.yml")
     launcher = _yaml("dagster.yaml")["run_launcher"]
-    if launcher["class"] == "DefaultRunLauncher":
+    if launcher["class"] in ("DefaultRunLauncher", "MonitoredRunLauncher"):
         host = _yaml("workspace.yaml")["load_from"][0]["grpc_server"]["host"]
         assert _volume_targets(compose["services"][host]).get("/data") == "vtex_data"
     else:

@@ -17,6 +17,7 @@ from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.store import load_fixture
 from vtex_pipeline.simulators.vtex_server import create_app
+from vtex_pipeline.vtex.feed import FeedFilter, config_body
 from vtex_pipeline_tests.openapi_specs import OPENAPI_DIR, needs_openapi_specs
 
 OAS_DIR = OPENAPI_DIR
@@ -162,6 +163,31 @@ def test_catalog_schemas(url: str) -> None:
         get(url, "/api/catalog_system/pvt/saleschannel/list"),
         response_schema(cat, "/api/catalog_system/pvt/saleschannel/list"),
     )
+
+
+def test_orders_feed_schemas() -> None:
+    """Feed items and config, as the simulator serves them, and the client's config body as VTEX asks it."""
+    spec = _spec("orders-api.json")
+    post = spec["paths"]["/api/orders/feed/config"]["post"]["requestBody"]["content"]["application/json"]
+    body = config_body(FeedFilter.workflow(), visibility_timeout=300, retention=1_209_600)
+    validate(body, _to_jsonschema(post["schema"], spec))
+    fx = generate_store(30, 80, seed=2, now=NOW)
+    with ServerThread(create_app(load_fixture(fx), now=lambda: NOW)) as s:
+        requests.post(s.url + "/api/orders/feed/config", headers=H, json=body, timeout=10).raise_for_status()
+        for o in [o for o in fx["orders"] if o["status"] != "canceled"][-3:]:
+            r = requests.post(
+                f"{s.url}/_sim/orders/{o['orderId']}/status", json={"status": "canceled"}, timeout=10
+            )
+            r.raise_for_status()
+        items = get(s.url, "/api/orders/feed", maxlot=10)
+        assert len(items) == 3
+        validate(items, response_schema("orders-api.json", "/api/orders/feed"))
+        config = get(s.url, "/api/orders/feed/config")
+        assert config["quantity"] == 3
+        validate(config, response_schema("orders-api.json", "/api/orders/feed/config"))
+    item_schema = response_schema("orders-api.json", "/api/orders/feed")
+    with pytest.raises(jsonschema.ValidationError):
+        validate([{k: v for k, v in items[0].items() if k != "handle"}], item_schema)
 
 
 def test_schema_translation_catches_errors() -> None:
