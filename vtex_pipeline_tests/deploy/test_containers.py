@@ -10,13 +10,14 @@ What it proves, timed (printed at the end, `-s` shows it):
 - the icomm simulator holds exactly the deliverable contacts of customer_profile, each with the values the
   export formats from its row (the DuckDB file written by the code container, read afterwards);
 - the webserver answers GraphQL and lists those runs;
-- `podman stop` ends each container within seconds (SIGTERM honoured), not after podman's 10 s and a SIGKILL.
+- `podman stop` ends each container within seconds (SIGTERM honoured), not after podman's 10 s and a SIGKILL;
+  the code container's even with a sync in progress, and that run ends FAILED (interrupted), not STARTED.
 
 Marked `container` (and `daemon`, `postgres`): skips without podman, runc and debootstrap, unless CI is set
 (`.ci/run` installs them). `make deploy-test` runs it alone.
 
-The fault row (`podman restart` of the code container 60 s into the first sync) is a separate test, run
-only with VTEX_PIPELINE_CONTAINER_FAULTS=1.
+The fault rows (the code container stopped, or killed, and started again 60 s into the first sync) are a
+separate test, run only with VTEX_PIPELINE_CONTAINER_FAULTS=1.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ IMAGE_HOME = "/opt/dagster/dagster_home"  # DAGSTER_HOME in the image
 WORKSPACE = f"{IMAGE_HOME}/workspace.yaml"
 CODE_PORT = 4000  # deploy/workspace.yaml's port
 STOP_LIMIT_SECONDS = 5.0  # podman's grace period is 10 s: a SIGTERM honoured ends well before
+# a code server with a run in progress: the worker records the interruption, then the servers shut down
+# (5 s measured; without dumb-init 10 s and a SIGKILL)
+MID_RUN_STOP_LIMIT_SECONDS = 8.0
 FAULTS_ENV = "VTEX_PIPELINE_CONTAINER_FAULTS"
 
 pytestmark = [pytest.mark.container, pytest.mark.daemon, pytest.mark.postgres, pytest.mark.timeout(2400)]
@@ -90,7 +94,7 @@ class Chain:
     today: date
     started: float  # monotonic clock when the code container was started
     timings: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int | str] = field(default_factory=dict)
 
     def report(self) -> str:
         times = ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
@@ -323,9 +327,33 @@ def test_image_runs_schedule_sensor_and_export_in_containers(
                 "one profile run per complete day"
             )
 
-        # every container ends on SIGTERM, well within podman's grace period
-        print("code container processes:\n" + cont.top("code"))
-        for name in ("web", "daemon", "code"):
+            # `podman stop` of the code container with a sync in progress (the schedule on again until one
+            # is caught running): SIGTERM reaches the run worker through dumb-init, the run ends FAILED
+            # (interrupted) instead of staying STARTED, and the container is gone well before podman's
+            # 10 s grace period ends in a SIGKILL (exit code 137)
+            known = {r.run_id for r in runs(RAW_JOB)}
+            cont.exec("daemon", ["dagster", "schedule", "start", SCHEDULE, "-w", WORKSPACE])
+
+            def sync_running():
+                fresh = [r for r in runs(RAW_JOB) if r.run_id not in known]
+                return next((r for r in fresh if r.status == dg.DagsterRunStatus.STARTED), None)
+
+            caught = wait("a scheduled sync in progress", sync_running, 200, 0.2)
+            print("code container processes:\n" + cont.top("code"))
+            seconds = t["stop code mid-run"] = cont.stop("code")
+            code = cont.exit_code("code")
+            # (the schedule stays on: switching it off needs the code server; the daemon stops next)
+            assert seconds < MID_RUN_STOP_LIMIT_SECONDS and code != 137, (
+                f"podman stop of code mid-run: {seconds:.1f} s, exit code {code} (137: SIGKILL after 10 s)"
+            )
+            status = instance.get_run_by_id(caught.run_id).status
+            assert status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS), (
+                f"the sync in progress when code stopped is {status.value}: nobody ended it"
+            )
+            chain.counts["sync stopped mid-run"] = status.value
+
+        # the daemon and the webserver end on SIGTERM too
+        for name in ("web", "daemon"):
             seconds = cont.stop(name)
             t[f"stop {name}"] = seconds
             code = cont.exit_code(name)
@@ -352,14 +380,21 @@ def test_image_runs_schedule_sensor_and_export_in_containers(
 
 @pytest.mark.skipif(
     os.environ.get(FAULTS_ENV) != "1",
-    reason=f"fault row, minutes long and expected to fail until the run launcher's worker health check "
-    f"lands (a run whose code server restarts stays STARTED): set {FAULTS_ENV}=1 to run it",
+    reason=f"fault rows, 7 minutes each; `kill` fails until the run launcher's worker health check lands (a "
+    f"run whose code container is SIGKILLed stays STARTED): set {FAULTS_ENV}=1 to run them",
 )
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_code_container_restarted_mid_sync(
-    postgres_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    postgres_cluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
 ) -> None:
-    """`podman restart` of the code container 60 s into the first scheduled sync (what `docker compose up -d`
-    does to a changed `code`): the run must end FAILED within 5 minutes, and a later tick must sync again."""
+    """The code container stopped and started again 60 s into the first scheduled sync: `stop` is what
+    `docker compose up -d` does to a changed `code` (SIGTERM, SIGKILL after 10 s), `kill` what an OOM kill or
+    a host crash does (SIGKILL, nobody told). The run must end FAILED within 5 minutes, and a later tick must
+    sync again."""
     import dagster as dg
     from dagster._core.storage.tags import SCHEDULE_NAME_TAG
 
@@ -368,7 +403,7 @@ def test_code_container_restarted_mid_sync(
     with container_chain(postgres_cluster, tmp_path, monkeypatch, capsys, vtex_faults="latency=20") as chain:
         cont, t = chain.containers, chain.timings
         row: dict[str, object] = {
-            "injected": f"podman stop + start of the code container {fault_at:.0f} s into the first sync"
+            "injected": f"podman {how} + start of the code container {fault_at:.0f} s into the first sync"
         }
         try:
             with dg.DagsterInstance.from_config(str(chain.home)) as instance:
@@ -397,7 +432,11 @@ def test_code_container_restarted_mid_sync(
                     "the sync ended before the fault"
                 )
                 print("code container processes at the fault:\n" + cont.top("code"))
-                row["stop seconds"] = t["fault: stop code"] = cont.stop("code")
+                if how == "stop":
+                    row["stop seconds"] = t["fault: stop code"] = cont.stop("code")
+                else:
+                    ct.podman("kill", cont.full("code"), timeout=60)
+                    wait("code container gone", lambda: not cont.running("code"), 60, 0.5)
                 row["code exit code"] = cont.exit_code("code")
                 killed_at = time.time()
                 ct.podman("start", cont.full("code"), timeout=120)
