@@ -62,7 +62,7 @@ WORKSPACE = f"{IMAGE_HOME}/workspace.yaml"
 CODE_PORT = 4000  # deploy/workspace.yaml's port
 STOP_LIMIT_SECONDS = 5.0  # podman's grace period is 10 s: a SIGTERM honoured ends well before
 # a code server with a run in progress: the worker records the interruption, then the servers shut down
-# (5 s measured; without dumb-init 10 s and a SIGKILL)
+# (2-6 s measured; without dumb-init 10 s and a SIGKILL)
 MID_RUN_STOP_LIMIT_SECONDS = 8.0
 FAULTS_ENV = "VTEX_PIPELINE_CONTAINER_FAULTS"
 
