@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Relative paths (data/, .dagster_home/) resolve against the pipeline home: the checkout, for these targets.
 export VTEX_PIPELINE_HOME ?= $(CURDIR)
 
-.PHONY: install demo test lint check-defs dev bench bench-small chaos clean
+.PHONY: install demo test lint check-defs deploy-test dev bench bench-small chaos clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ lint: install
 
 check-defs: install
 	VTEX_PIPELINE_START_DATE=2025-01-01 ICOMM_PROFILE_KEY=check $(BIN)/dagster definitions validate -m vtex_pipeline.definitions
+
+# The image of deploy/Dockerfile built with podman and its code, daemon and webserver containers run
+# against a throwaway PostgreSQL (needs podman, runc, debootstrap: .ci/run installs them). `make test`
+# runs it too; -s prints the build, sync and stop timings.
+deploy-test: install
+	$(BIN)/pytest -q -s -m container vtex_pipeline_tests/deploy/test_containers.py
 
 dev: install
 	$(BIN)/vtex-pipeline dev

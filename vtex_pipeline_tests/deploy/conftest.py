@@ -30,5 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "(deselect with -m 'not daemon')",
     )
     config.addinivalue_line(
+        "markers",
+        "container: builds the image of deploy/Dockerfile and runs its containers with podman (skips "
+        "without podman, runc and debootstrap unless CI is set; `make deploy-test` runs these alone)",
+    )
+    config.addinivalue_line(
         "markers", "postgres: needs PostgreSQL's server binaries (skips without them unless CI is set)"
     )
