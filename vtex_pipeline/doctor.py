@@ -168,18 +168,16 @@ def check_sync(instance, cfg: IntegrationConfig) -> list[Check]:
     from datetime import UTC, datetime
 
     from vtex_pipeline.schedules import sync_cron
-    from vtex_pipeline.slots import slot_holders
-    from vtex_pipeline.watchdog import IN_PROGRESS, sync_health
+    from vtex_pipeline.watchdog import LIVE, sync_health
 
     try:
-        holders = slot_holders(instance, cfg.pool)
         health = sync_health(instance, cfg, sync_cron(), datetime.now(UTC))
     except Exception as exc:  # the instance check above already says why storage fails
         return [Check(f"{cfg.name}: sync", False, f"cannot read the instance: {type(exc).__name__}")]
-    live = {s.value for s in IN_PROGRESS}
+    holders = health.holders
     slot = Check(
         f"{cfg.name}: pool {cfg.pool}",
-        all(h.status in live for h in holders),
+        all(h.status in LIVE for h in holders),
         "free" if not holders else "held by " + "; ".join(h.describe() for h in holders),
     )
     never = health.metadata.get("last_sync") == "never" and "no sync run" in health.description

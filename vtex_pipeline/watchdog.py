@@ -17,17 +17,14 @@ import dagster as dg
 from dagster._utils.schedules import reverse_cron_string_iterator
 
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.slots import slot_holders
+from vtex_pipeline.schedules import IN_PROGRESS as SCHEDULE_IN_PROGRESS
+from vtex_pipeline.slots import SlotHolder, slot_holders
 
 CHECK_NAME = "sync_is_flowing"
 WATCHDOG_INTERVAL_SECONDS = 60
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+# a run cancelling still holds its slot: in progress for this check
+IN_PROGRESS = [*SCHEDULE_IN_PROGRESS, dg.DagsterRunStatus.CANCELING]
+LIVE = {s.value for s in IN_PROGRESS}
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,7 @@ class SyncHealth:
     severity: dg.AssetCheckSeverity
     description: str
     metadata: dict[str, str]
+    holders: list[SlotHolder]  # who held the account's pool slot when it was evaluated
 
 
 def expected_gap(cron: str, now: datetime) -> timedelta:
@@ -56,7 +54,7 @@ def sync_health(instance: dg.DagsterInstance, cfg: IntegrationConfig, cron: str,
     meta = {"last_sync": last.isoformat() if last else "never", "expected_within": str(gap)}
     if holders:
         meta["pool_holder"] = "; ".join(h.describe(now) for h in holders)
-    dead = [h for h in holders if h.status not in {s.value for s in IN_PROGRESS}]
+    dead = [h for h in holders if h.status not in LIVE]
     if dead:
         return SyncHealth(
             False,
@@ -64,9 +62,12 @@ def sync_health(instance: dg.DagsterInstance, cfg: IntegrationConfig, cron: str,
             f"pool {cfg.pool} is held by a run that ended: {meta['pool_holder']}; run monitoring frees it "
             "after free_slots_after_run_end_seconds (or free it in the UI: Deployment > Concurrency)",
             meta,
+            holders,
         )
     if last is not None and now - last <= gap:
-        return SyncHealth(True, dg.AssetCheckSeverity.WARN, f"synced {last:%Y-%m-%d %H:%M} UTC", meta)
+        return SyncHealth(
+            True, dg.AssetCheckSeverity.WARN, f"synced {last:%Y-%m-%d %H:%M} UTC", meta, holders
+        )
     since = f"not synced since {last:%Y-%m-%d %H:%M} UTC" if last else "never synced"
     running = instance.get_run_records(dg.RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
     if running:
@@ -76,7 +77,7 @@ def sync_health(instance: dg.DagsterInstance, cfg: IntegrationConfig, cron: str,
         why = f"{since}: run {run.dagster_run.run_id} is {run.dagster_run.status.value} since {started:%Y-%m-%d %H:%M} UTC"
         if holders and all(h.run_id != run.dagster_run.run_id for h in holders):
             why += f", waiting for pool {cfg.pool} held by {meta['pool_holder']}"
-        return SyncHealth(False, dg.AssetCheckSeverity.WARN, why, meta)
+        return SyncHealth(False, dg.AssetCheckSeverity.WARN, why, meta, holders)
     failed = instance.get_run_records(
         dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]),
         limit=1,
@@ -89,12 +90,14 @@ def sync_health(instance: dg.DagsterInstance, cfg: IntegrationConfig, cron: str,
             dg.AssetCheckSeverity.ERROR,
             f"{since}: the last sync run {run.run_id} ended {run.status.value}; the next tick retries",
             meta,
+            holders,
         )
     return SyncHealth(
         False,
         dg.AssetCheckSeverity.ERROR,
         f"{since} and no sync run since: is the schedule {cfg.name}_raw_sync_every_4h running?",
         meta,
+        holders,
     )
 
 
@@ -148,7 +151,7 @@ def sync_watchdog_sensor(cfg: IntegrationConfig, cron: str) -> dg.SensorDefiniti
         if cursor.get("verdict") != verdict:
             instance.report_runless_asset_event(_evaluation(cfg, health))
         told = cursor.get("told", {})
-        holders = slot_holders(instance, cfg.pool)
+        holders = health.holders
         holder_ids = sorted(h.run_id for h in holders)
         still_waiting = {}
         if holders and instance.event_log_storage.supports_global_concurrency_limits:

@@ -345,11 +345,8 @@ def _contacts_match_profile(stack: Stack, account: str) -> None:
 
     from vtex_pipeline.icomm.delta import deliverable_sql
 
-    sent = {
-        json.loads(line)["Email"]
-        for line in stack.icomm_out.read_text(encoding="utf-8").splitlines()
-        if json.loads(line).get("profile_key") == account
-    }
+    lines = [json.loads(line) for line in stack.icomm_out.read_text(encoding="utf-8").splitlines()]
+    sent = {c["Email"] for c in lines if c.get("profile_key") == account}
     email = "lower(trim(CAST(email AS VARCHAR)))"
     with duckdb.connect(str(stack.db(account)), read_only=True) as conn:
         expected = {
