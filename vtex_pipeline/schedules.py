@@ -75,8 +75,14 @@ def raw_sync_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{cfg.name}_raw_sync",
         run_tags=k8s_run_tags(cfg) or None,
-        selection=dg.AssetSelection.groups(f"{cfg.name}_raw")
-        | dg.AssetSelection.assets([cfg.name, "dashboard"]),
+        # sync_is_flowing reads only the instance and is evaluated by the account's watchdog sensor:
+        # not a step of every sync (every step of this job is a writer in the account's pool)
+        selection=(
+            dg.AssetSelection.groups(f"{cfg.name}_raw") | dg.AssetSelection.assets([cfg.name, "dashboard"])
+        )
+        - dg.AssetSelection.checks(
+            dg.AssetCheckKey(dg.AssetKey([cfg.name, "raw_orders"]), "sync_is_flowing")
+        ),
         description=(
             f"Sync VTEX customers, orders and catalog of '{cfg.name}' for a day (or a range of days), "
             "then refresh the dashboard."

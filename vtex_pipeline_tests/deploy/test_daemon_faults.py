@@ -490,7 +490,8 @@ def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
                     return r
             return None
 
-        failed = wait("a run failing on the held file", failed_run, 240, 2)
+        # each of two steps waits ~100 s for the file (dagster-duckdb's retries) before failing
+        failed = wait("a run failing on the held file", failed_run, 480, 2)
         detect = failed.end_time - started_at
         errors = run_errors(stack.instance, failed.dagster_run)
         assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors

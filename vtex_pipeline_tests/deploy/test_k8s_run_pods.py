@@ -256,13 +256,14 @@ def test_the_resource_opens_the_file_on_a_mounted_volume() -> None:
 
 
 def test_without_a_claim_the_resource_is_unchanged(tmp_path: Path) -> None:
-    """No claim: dagster-duckdb's own resource, no mount check; the file is created in a plain folder."""
-    from dagster_duckdb import DuckDBResource
+    """No claim: the account's plain resource (dagster-duckdb's, naming a process that holds the file),
+    no mount check; the file is created in a plain folder."""
+    from vtex_pipeline.resources import AccountDuckDBResource
 
     (tmp_path / "vol").mkdir()
     cfg = _cfg(tmp_path)
     resource = duckdb_resource(cfg)
-    assert type(resource) is DuckDBResource
+    assert type(resource) is AccountDuckDBResource
     with resource.get_connection() as conn:
         conn.execute("CREATE TABLE t AS SELECT 1 AS x")
     assert (tmp_path / "vol" / "brand_a.duckdb").exists()

@@ -99,7 +99,11 @@ def test_an_upgrade_keeps_every_row_and_resends_nothing_unchanged(
     storage = postgres_cluster.dagster_storage(postgres_cluster.create_database("upgrade"))
     (home / "dagster.yaml").write_text(
         yaml.safe_dump(
-            {**storage, "concurrency": {"pools": {"default_limit": 1}}, "telemetry": {"enabled": False}}
+            {
+                "storage": storage,
+                "concurrency": {"pools": {"default_limit": 1}},
+                "telemetry": {"enabled": False},
+            }
         )
     )
     vtex_port, icomm_port = free_port(), free_port()
@@ -140,7 +144,7 @@ def test_an_upgrade_keeps_every_row_and_resends_nothing_unchanged(
 
         old_version = subprocess.check_output(
             [old_release / "python", "-c", "import importlib.metadata as m; print(m.version('vtex-pipeline'))"],
-            env=env, text=True,
+            env=env, cwd=tmp_path, text=True,  # not the checkout: its egg-info is the current version
         ).strip()  # fmt: skip
         assert old_version == OLD_RELEASE.removeprefix("v")
         run(old_release, "vtex-pipeline", "run", "--as-of", day)
