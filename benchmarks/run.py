@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="subset: profile profile_old_new predictions sync incremental export multi multi_daemon first_sync")  # fmt: skip
+                    help="subset: profile profile_old_new predictions sync incremental export multi multi_daemon first_sync feed")  # fmt: skip
     ap.add_argument("--db", help="reuse this generated store instead of a scratch one (it gets modified)")
     args = ap.parse_args(argv)
     want = set(
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "multi",
             "multi_daemon",
             "first_sync",
+            "feed",
         ]
     )
     console = Console(width=max(Console().width, 160))
@@ -221,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             collect("multi-account daemon", lambda: multi_account_daemon.figures(args.scale))
         if "first_sync" in want:  # the store of the deployment issue, whatever the scale
             collect("first sync", first_sync_overhead.figures)
+        if "feed" in want:  # the Orders Feed path under the daemon, PostgreSQL then SQLite (minutes each)
+            from benchmarks import feed_latency
+
+            collect("orders feed", lambda: feed_latency.figures(args.scale))
 
     table = Table(title=f"vtex-pipeline benchmarks, scale {args.scale:g}")
     for col in ("figure", "value", "unit", "baseline", "ratio", "target", "met", "load"):

@@ -136,9 +136,26 @@ def _verify_one(cfg: IntegrationConfig) -> str | None:
                 f"[red]unknown sales channel id(s) in VTEX_SALES_CHANNELS:[/] {', '.join(unknown)}"
             )
             problems.append(f"unknown sales channel id(s) {', '.join(unknown)}")
+    feed = _verify_feed(cfg)
+    if feed:
+        problems.append(feed)
     if not _verify_icomm(cfg):
         problems.append("icomm key or profile rejected")
     return "; ".join(problems) or None
+
+
+def _verify_feed(cfg: IntegrationConfig) -> str | None:
+    """The Orders Feed key, when the feed path is on: a line, and why it fails (None when fine or off)."""
+    from vtex_pipeline.feed.settings import verify_feed
+
+    check = verify_feed(cfg)
+    if check is None:
+        return None
+    if check.ok:
+        console.print(f"[green]Orders Feed key ({cfg.feed_app_key_env}):[/] {check.message}")
+        return None
+    err_console.print(f"[red]Orders Feed key ({cfg.feed_app_key_env}):[/] {check.message}")
+    return f"Orders Feed key: {check.message}"
 
 
 def _verify_icomm(cfg: IntegrationConfig) -> bool:
@@ -434,6 +451,8 @@ def _store(fixture: str | None, customers: int, orders: int, seed: int, drop_out
 @click.option("--app-key", default=DEMO_APP_KEY, show_default=True)
 @click.option("--app-token", default=DEMO_APP_TOKEN, show_default=False, help="Token the simulator accepts.")
 @click.option("--faults", default="", help="e.g. 'rate429=0.05,retry_after=1,rate503=0.02,seed=7'.")
+@click.option("--feed-app-key", default=None, help="A second key, with the Orders Feed permission only.")
+@click.option("--feed-app-token", default=None, help="Its token.")
 def simulate_vtex(
     port: int,
     fixture: str | None,
@@ -443,6 +462,8 @@ def simulate_vtex(
     app_key: str,
     app_token: str,
     faults: str,
+    feed_app_key: str | None,
+    feed_app_token: str | None,
 ) -> None:
     """Serve a VTEX store with the real API's paths, paging, limits and errors."""
     from vtex_pipeline.simulators.faults import FaultSpec
@@ -452,10 +473,13 @@ def simulate_vtex(
     console.print(
         f"VTEX simulator on http://127.0.0.1:{port} — {len(store.clients):,} customers, {len(store.orders):,} orders"
     )
+    keys = {app_key: {"token": app_token, "permissions": ["*"]}}
+    if feed_app_key:  # VTEX: one feed per key, so the feed path has a key of its own
+        keys[feed_app_key] = {"token": feed_app_token or app_token, "permissions": ["oms.feed"]}
     serve(
         store,
         port=port,
-        app_keys={app_key: {"token": app_token, "permissions": ["*"]}},
+        app_keys=keys,
         faults=FaultSpec.parse(faults) if faults else None,
     )
 

@@ -47,6 +47,11 @@ class IntegrationConfig(BaseModel):
     base_url: str | None = None
     app_key_env: str = "VTEX_APP_KEY"
     app_token_env: str = "VTEX_APP_TOKEN"
+    feed_app_key_env: str = Field(
+        default="VTEX_FEED_APP_KEY",
+        description="variable holding the Orders Feed's own app key; set (with the token) = feed path on",
+    )
+    feed_app_token_env: str = "VTEX_FEED_APP_TOKEN"
     sales_channels: list[str] | None = None
     requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
     concurrency: int = DEFAULT_CONCURRENCY
@@ -161,6 +166,14 @@ class IntegrationConfig(BaseModel):
         With `pools.default_limit: 1` one step writes a file at a time, while other accounts (other
         files, other pools) run side by side up to the instance's run limit."""
         return f"duckdb_{self.name}"
+
+    def feed_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
+        """The Orders Feed path is on when both of its variables are set (vtex_pipeline/feed/)."""
+        env = os.environ if environ is None else environ
+        return bool(
+            (env.get(self.feed_app_key_env) or "").strip()
+            and (env.get(self.feed_app_token_env) or "").strip()
+        )
 
     def resource_key(self, kind: str) -> str:
         """Dagster resource key of this integration's `kind` ("duckdb", "vtex", ...)."""

@@ -15,10 +15,13 @@ from vtex_pipeline.assets.export import build_export_assets
 from vtex_pipeline.assets.profile import build_profile_assets
 from vtex_pipeline.assets.raw import build_raw_assets
 from vtex_pipeline.config import IntegrationConfig, load_integrations
+from vtex_pipeline.feed.assets import build_feed_assets, feed_asset_key
+from vtex_pipeline.feed.sensor import orders_feed_sensor
 from vtex_pipeline.heartbeat import heartbeat_in_process_executor
 from vtex_pipeline.icomm.resource import resources_for_icomm
 from vtex_pipeline.resources import resources_for
 from vtex_pipeline.schedules import (
+    k8s_run_tags,
     profile_after_sync_sensor,
     profile_export_job,
     raw_sync_job,
@@ -79,6 +82,9 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     assets += _with_freshness(build_dashboard_assets(cfg), RAW_FRESHNESS)
     if cfg.icomm is not None:
         assets += _with_freshness(build_export_assets(cfg, cfg.icomm), DAILY_FRESHNESS)
+    feed = cfg.feed_enabled()
+    if feed:  # the Orders Feed path: switched on by its own key (vtex_pipeline/feed/)
+        assets += build_feed_assets(cfg)
     # Resources are bound to the account's own assets and checks, not to the Definitions: Dagster gives
     # every job all of the Definitions' resources (config schema and all), so N accounts' jobs would each
     # carry N accounts' resources and the code location's snapshot would grow as N squared.
@@ -96,12 +102,23 @@ def integration_definitions(cfg: IntegrationConfig) -> dg.Definitions:
     raw_job, daily_job = (
         job.resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR) for job in model_jobs(cfg)
     )
+    jobs = [raw_job, daily_job]
+    sensors = [profile_after_sync_sensor(cfg, daily_job), sync_watchdog_sensor(cfg, sync_cron())]
+    if feed:
+        feed_job = dg.define_asset_job(
+            f"{cfg.name}_orders_feed_batch",
+            run_tags=k8s_run_tags(cfg) or None,
+            selection=dg.AssetSelection.assets(feed_asset_key(cfg)),
+            description=f"Apply the Orders Feed events of '{cfg.name}' waiting in its inbox.",
+        ).resolve(asset_graph=graph, default_executor_def=RUN_EXECUTOR)
+        jobs.append(feed_job)
+        sensors.append(orders_feed_sensor(cfg, feed_job))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[raw_job, daily_job],
+        jobs=jobs,
         schedules=[raw_sync_schedule(cfg, raw_job)],
-        sensors=[profile_after_sync_sensor(cfg, daily_job), sync_watchdog_sensor(cfg, sync_cron())],
+        sensors=sensors,
     )
 
 

@@ -82,6 +82,30 @@ def test_verify_names_the_missing_permission(start_store, vtex_env):
     assert "OMS / List Orders" in result.output and "missing" in result.output
 
 
+def test_verify_checks_the_orders_feed_key_when_the_feed_is_on(start_store, vtex_env, monkeypatch):
+    feed_key, feed_token = "vtexappkey-x-FEED", "feed-T0KEN-secret"
+    keys = {
+        APP_KEY: {"token": APP_TOKEN, "permissions": ["*"]},
+        feed_key: {"token": feed_token, "permissions": ["oms.feed"]},
+        "vtexappkey-x-NOFEED": {"token": feed_token, "permissions": ["oms.view_order"]},
+    }
+    store = start_store(generate_store(customers=10, orders=20, seed=2, span_days=10), app_keys=keys)
+    vtex_env(store.url)
+    monkeypatch.setenv("VTEX_FEED_APP_KEY", feed_key)
+    monkeypatch.setenv("VTEX_FEED_APP_TOKEN", feed_token)
+    ok = CliRunner().invoke(main, ["verify"])
+    assert ok.exit_code == 0, ok.output
+    flat = " ".join(ok.output.split())  # rich wraps long lines
+    assert "Orders Feed key (VTEX_FEED_APP_KEY): OMS / Feed v3 and Hook Admin: allowed; no feed configured yet" in flat
+    monkeypatch.setenv("VTEX_FEED_APP_KEY", "vtexappkey-x-NOFEED")
+    missing = CliRunner().invoke(main, ["verify"])
+    assert missing.exit_code == 1
+    flat = " ".join(missing.output.split())
+    assert "the feed key lacks OMS / Feed v3 and Hook Admin" in flat
+    assert "VTEX_FEED_APP_KEY / VTEX_FEED_APP_TOKEN" in flat
+    assert feed_token not in missing.output and APP_TOKEN not in missing.output
+
+
 def test_verify_wrong_token_says_so(start_store, vtex_env):
     store = start_store(generate_store(customers=10, orders=20, seed=2, span_days=10))
     vtex_env(store.url, app_token="not-the-right-token")

@@ -6,11 +6,12 @@ partition would invite backfilling an old day, which would push stale values ove
 """
 
 import dagster as dg
+import duckdb
 
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.icomm.client import IcommError
 from vtex_pipeline.icomm.delta import MappingError
-from vtex_pipeline.icomm.export import run_export
+from vtex_pipeline.icomm.export import ExportReport, run_export
 from vtex_pipeline.icomm.fields import load_mapping
 from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.warehouse.connection import prepare
@@ -39,39 +40,56 @@ def build_export_assets(cfg: IntegrationConfig, settings: IcommSettings) -> list
         ),
     )
     def icomm_contacts(context: dg.AssetExecutionContext, config: IcommExportConfig) -> dg.MaterializeResult:
-        try:
-            mapping = load_mapping(settings.fields_file)
-        except MappingError as exc:
-            raise dg.Failure(str(exc)) from None
-        icomm = getattr(context.resources, icomm_key)
-        client = None if config.dry_run else icomm.make_client()
-        try:
-            with getattr(context.resources, duck_key).get_connection() as conn:
-                prepare(conn)
-                try:
-                    report = run_export(
-                        conn,
-                        client,
-                        mapping,
-                        settings.model_copy(
-                            update={"profile_key": icomm.profile_key or settings.profile_key}
-                        ),
-                        dry_run=config.dry_run,
-                        dry_run_dir=config.dry_run_dir or None,
-                    )
-                except (MappingError, IcommError) as exc:  # messages never hold the key
-                    raise dg.Failure(str(exc)) from None
-        finally:
-            if client is not None:
-                client.close()
+        with getattr(context.resources, duck_key).get_connection() as conn:
+            prepare(conn)
+            report = send_contacts(
+                context, settings, icomm_key, conn, dry_run=config.dry_run, dry_run_dir=config.dry_run_dir
+            )
         meta = report.metadata()
         if report.failed_batches:
             # progress is already recorded; the run goes red so the operator sees icomm was failing
-            raise dg.Failure(
-                f"icomm refused or failed {report.failed_batches} batch(es); "
-                f"{report.failed} contacts are in the dead letter and will be retried on the next run",
-                metadata=meta,
-            )
+            raise dg.Failure(failed_batches_message(report), metadata=meta)
         return dg.MaterializeResult(metadata=meta)
 
     return [icomm_contacts]
+
+
+def failed_batches_message(report: ExportReport) -> str:
+    return (
+        f"icomm refused or failed {report.failed_batches} batch(es); "
+        f"{report.failed} contacts are in the dead letter and will be retried on the next run"
+    )
+
+
+def send_contacts(
+    context: dg.AssetExecutionContext,
+    settings: IcommSettings,
+    icomm_key: str,
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    table: str = "customer_profile",
+    dry_run: bool = False,
+    dry_run_dir: str = "",
+) -> ExportReport:
+    """`run_export` of `table` with the account's icomm resource: the daily export and the feed's."""
+    try:
+        mapping = load_mapping(settings.fields_file)
+    except MappingError as exc:
+        raise dg.Failure(str(exc)) from None
+    icomm = getattr(context.resources, icomm_key)
+    client = None if dry_run else icomm.make_client()
+    try:
+        return run_export(
+            conn,
+            client,
+            mapping,
+            settings.model_copy(update={"profile_key": icomm.profile_key or settings.profile_key}),
+            dry_run=dry_run,
+            dry_run_dir=dry_run_dir or None,
+            table=table,
+        )
+    except (MappingError, IcommError) as exc:  # messages never hold the key
+        raise dg.Failure(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()

@@ -31,6 +31,7 @@ from vtex_pipeline.profile.models import (
     prepare_models,
     run_model,
 )
+from vtex_pipeline.profile.reference import Reference, build_fixed_rfm
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.schema import create_or_extend
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
@@ -278,10 +279,15 @@ def build_model(
     params: dict[str, Any],
     *,
     temp: bool = False,
+    reference: Reference | None = None,
 ) -> None:
-    """`run_model`, after what the model needs first: int_rfm reloads the (editable) segment seed."""
+    """`run_model`, after what the model needs first: int_rfm reloads the (editable) segment seed.
+    With a `reference`, int_rfm is scored with the boundaries of its day (profile/reference.py)."""
     if name == "int_rfm":
         load_rfm_segments(conn, settings.rfm_segments_csv)
+        if reference is not None:
+            build_fixed_rfm(conn, params, temp=temp)
+            return
     run_model(conn, name, params, temp=temp)
 
 
@@ -296,10 +302,12 @@ def finish_profile(
     checked: bool = True,
     steps: dict[str, float] | None = None,
     started: float | None = None,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
     """The mart as of D from the models of D: predictions, then customer_profile / history / run log.
 
-    `checked`: refuse stored intermediate tables of another day (a TEMP build of D skips it)."""
+    `checked`: refuse stored intermediate tables of another day (a TEMP build of D skips it).
+    `reference`: score the predictions with the parameters of its day instead of fitting."""
     started = started if started is not None else time.perf_counter()
     steps = steps if steps is not None else {}
     params = sql_parameters(cfg, settings, as_of)
@@ -315,7 +323,9 @@ def finish_profile(
     # Imported here, not at the top: SciPy and pandas stay out of every run's start-up (prediction_report).
     from vtex_pipeline.profile import predictions
 
-    if predict:
+    if reference is not None:
+        prediction_info = predictions.score_with_reference(conn, as_of, settings, reference)
+    elif predict:
         prediction_info = predictions.compute_predictions(conn, as_of, settings)
     else:
         prediction_info = None
@@ -367,6 +377,7 @@ def compute_profile(
     predict: bool = True,
     staging: bool = True,
     temp_models: bool | None = None,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
     """Build every model as of `as_of` (the daily partition date D) and, unless `write=False`, store
     the profile: the same models, in the same order, as a full run of the assets.
@@ -377,9 +388,13 @@ def compute_profile(
     `keep_intermediates`. Returns figures for metadata and logs: counts, resolution share, segment
     distribution, step timings, and `predictions` (fit, reasons, back-test). `predict=False` leaves the
     prediction columns NULL without fitting (the dashboard's profile of the day before needs segments).
+    `reference` (profile/reference.py) scores RFM and the predictions with the rules of the daily run
+    of its day instead of ranking and fitting on this day's buyers; such a profile is never stored.
     """
     if as_of is None:
         raise ValueError("as_of (the profile date D) is required")
+    if reference is not None and write:
+        raise ValueError("a profile scored with a reference is not stored (write=False)")
     settings = settings or ProfileSettings()
     temp = (not write) if temp_models is None else temp_models
     started = time.perf_counter()
@@ -392,7 +407,7 @@ def compute_profile(
         if not model.per_day and not staging:
             continue
         t0 = time.perf_counter()
-        build_model(conn, model.name, settings, params, temp=temp)
+        build_model(conn, model.name, settings, params, temp=temp, reference=reference)
         steps[model.name] = round(time.perf_counter() - t0, 3)
     try:
         return finish_profile(
@@ -405,6 +420,7 @@ def compute_profile(
             checked=not temp,
             steps=steps,
             started=started,
+            reference=reference,
         )
     finally:
         if not keep_intermediates:

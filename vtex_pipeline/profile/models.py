@@ -141,7 +141,9 @@ def prepare_models(conn: duckdb.DuckDBPyConnection) -> None:
     """The scalar macros the models use (TEMP: they live with the connection; cheap to re-create).
     profile_names() only once stg_order_items has made the type it binds."""
     run_sql_file(conn, MACROS_SQL, {})
-    if conn.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = 'profile_name'").fetchone()[0]:
+    if conn.execute(
+        "SELECT count(*) FROM duckdb_types() WHERE type_name = 'profile_name' AND database_name = current_database()"
+    ).fetchone()[0]:
         run_sql_file(conn, NAMES_MACRO_SQL, {})
 
 

@@ -14,6 +14,7 @@ Tables written with the profile (delete-then-insert per as_of, in the profile's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import date, timedelta
@@ -23,7 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from vtex_pipeline.predictions.bgnbd import expected_repeat_purchases
+from vtex_pipeline.predictions.bgnbd import TransactionParams, expected_repeat_purchases
 from vtex_pipeline.predictions.fit import (
     FitResult,
     PredictionSettings,
@@ -31,10 +32,12 @@ from vtex_pipeline.predictions.fit import (
     fit_transaction_model,
     insufficient_data_reason,
 )
+from vtex_pipeline.predictions.gamma_gamma import SpendParams
 from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
 from vtex_pipeline.predictions.scoring import score_customers
 from vtex_pipeline.predictions.summaries import summary_sql
 from vtex_pipeline.profile.prediction_report import BACKTEST_SUMMARY_TABLE, PREDICTIONS_TABLE, SUMMARY_TABLE
+from vtex_pipeline.profile.reference import Reference
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.schema import create_or_extend
 
@@ -252,6 +255,30 @@ def compute_predictions(
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         info["backtest"] = {"status": "failed", "reason": str(exc), "weeks": [], "customers": 0}
     info["backtest"]["warn_share"] = settings.backtest_warn_share
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return info
+
+
+def score_with_reference(
+    conn: duckdb.DuckDBPyConnection, as_of: date, settings: ProfileSettings, reference: Reference
+) -> dict[str, Any]:
+    """Score as of `as_of` with the parameters fitted by the daily run of `reference.as_of` (no fit, no
+    back-test) into `int_predictions`; empty when that run had no usable fit, as the daily profile is."""
+    started = time.perf_counter()
+    ps = settings.prediction_settings()
+    conn.execute(_PURCHASE_DAYS)
+    conn.execute(_PREDICTIONS_DDL)
+    n, repeat = _summarize(conn, SUMMARY_TABLE, as_of)
+    info: dict[str, Any] = {"model": reference.transaction_model or ps.model, "buyers": n,
+                            "repeat_buyers": repeat, "status": "skipped", "reason": None, "fits": []}  # fmt: skip
+    if not reference.has_predictions:
+        info["reason"] = f"the daily run of {reference.as_of} has no usable fit"
+    elif n:
+        model = reference.transaction_model or ps.model
+        transaction = FitResult(model, TransactionParams(**reference.transaction_params), None, 0, True)  # type: ignore[arg-type]
+        spend = FitResult("gamma_gamma", SpendParams(**reference.spend_params), None, 0, True)  # type: ignore[arg-type]
+        _score(conn, as_of, dataclasses.replace(ps, model=model), transaction, spend)
+        info["status"] = "reference"
     info["seconds"] = round(time.perf_counter() - started, 3)
     return info
 

@@ -45,7 +45,7 @@ def _chunks(start: datetime, end: datetime, days: int) -> Iterable[tuple[datetim
         a = b
 
 
-def _fetch_and_parse(
+def fetch_and_parse(
     client: VtexClient, ids: list[str], progress: Callable[[int], None] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str | None, str, Any]]]:
     orders: list[dict[str, Any]] = []
@@ -107,7 +107,7 @@ def sync_orders(
             if progress:
                 progress("orders", _before + done, None, _share)
 
-        orders, items, rejections = _fetch_and_parse(client, ids, tick)
+        orders, items, rejections = fetch_and_parse(client, ids, tick)
         report.add("orders_fetched", len(ids))
         if progress and ids:
             progress("orders", report.counts["orders_fetched"], None, share)
@@ -166,7 +166,7 @@ def _lookback(
     report.add("lookback_changed", len(changed))
     if not changed:
         return
-    orders, items, rejections = _fetch_and_parse(
+    orders, items, rejections = fetch_and_parse(
         client,
         changed,
         (lambda done: progress("orders (look-back)", done, len(changed))) if progress else None,
