@@ -96,7 +96,10 @@ def test_verify_checks_the_orders_feed_key_when_the_feed_is_on(start_store, vtex
     ok = CliRunner().invoke(main, ["verify"])
     assert ok.exit_code == 0, ok.output
     flat = " ".join(ok.output.split())  # rich wraps long lines
-    assert "Orders Feed key (VTEX_FEED_APP_KEY): OMS / Feed v3 and Hook Admin: allowed; no feed configured yet" in flat
+    assert (
+        "Orders Feed key (VTEX_FEED_APP_KEY): OMS / Feed v3 and Hook Admin: allowed; no feed configured yet"
+        in flat
+    )
     monkeypatch.setenv("VTEX_FEED_APP_KEY", "vtexappkey-x-NOFEED")
     missing = CliRunner().invoke(main, ["verify"])
     assert missing.exit_code == 1
