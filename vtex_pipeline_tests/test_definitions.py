@@ -314,3 +314,23 @@ def test_loading_the_code_location_does_not_import_the_model_fitting_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_feed_path_exists_only_with_its_key_and_sits_after_the_profile(monkeypatch):
+    cfg = IntegrationConfig(name="shop", duckdb_path="/tmp/shop.duckdb", icomm=IcommSettings(profile_key="p"))
+    off = build_definitions([cfg])
+    assert "shop_orders_feed" not in {s.name for s in off.sensors}
+    monkeypatch.setenv("VTEX_FEED_APP_KEY", "k")
+    monkeypatch.setenv("VTEX_FEED_APP_TOKEN", "t")
+    defs = build_definitions([cfg])
+    graph = defs.resolve_asset_graph()
+    feed, events = dg.AssetKey(["shop", "feed_contacts"]), dg.AssetKey(["shop", "orders_feed_events"])
+    assert graph.get(feed).parent_keys == {events, dg.AssetKey(["shop", "customer_profile"])}
+    assert not graph.get(events).is_materializable  # observed by the sensor, never materialized
+    assert graph.get(feed).pools == {"duckdb_shop"}  # one writer per DuckDB file, like every writer
+    sensor = defs.resolve_sensor_def("shop_orders_feed")
+    assert sensor.minimum_interval_seconds == 30 and sensor.job_name == "shop_orders_feed_batch"
+    assert defs.resolve_job_def("shop_orders_feed_batch").asset_layer.executable_asset_keys == {feed}
+    assert {c.name for c in graph.get_check_keys_for_assets([feed])} == {"feed_lag_within_bound"}
+    # the daily job does not run the feed's batch
+    assert feed not in defs.resolve_job_def("shop_profile_export").asset_layer.executable_asset_keys

@@ -65,7 +65,7 @@ def test_sensor_and_batch_apply_a_checkout_and_guard_their_events(start_store, v
     monkeypatch.setenv("VTEX_FEED_APP_KEY", FEED_KEY)
     monkeypatch.setenv("VTEX_FEED_APP_TOKEN", FEED_TOKEN)
     defs = build_definitions()
-    sensor = defs.get_sensor_def("vtex_orders_feed")
+    sensor = defs.resolve_sensor_def("vtex_orders_feed")
     job = defs.resolve_job_def("vtex_orders_feed_batch")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
 
