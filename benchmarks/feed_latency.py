@@ -70,10 +70,18 @@ def _load_small_store(db: Path, store: dict[str, Any], now: datetime) -> None:
     conn.close()
 
 
-def _cpu(pid: int) -> float:
-    """utime + stime + children's (run workers that ended), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+def _cpu(pgid: int) -> float:
+    """CPU seconds of a process group: every live member's user + system time and that of its children
+    that ended (run workers are children of the code server's gRPC process, which waits for them)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _size(path: Path) -> int:

@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
-import sysconfig
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import requests
 
 from vtex_pipeline.profile.models import MODELS
+from vtex_pipeline_tests.wheel_venv import wheel_venv
 
 REPO = Path(__file__).resolve().parents[1]
 KEY, TOKEN = "vtexappkey-demo-LOCAL", "demo-token-not-a-secret"
@@ -27,53 +26,8 @@ ICOMM_KEY, PROFILE = "icomm-demo-key-not-a-secret", "demo-profile"
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """bin/ of a fresh venv holding the built wheel. Its dependencies come from this test's environment
-    through a plain path entry (not a site dir, so the checkout's editable-install hook is not loaded):
-    what is under test is the wheel's own content."""
-    root = tmp_path_factory.mktemp("installed")
-    dist = root / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(dist),
-            str(REPO),
-        ],
-        check=True,
-        cwd=root,
-        timeout=300,
-    )
-    (wheel,) = dist.glob("vtex_pipeline-*.whl")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = Path(
-        subprocess.check_output(
-            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            text=True,
-        ).strip()
-    )
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--no-deps",
-            "-q",
-            str(wheel),
-        ],
-        check=True,
-        timeout=300,
-    )
-    return venv / "bin"
+    """bin/ of a fresh venv holding the built wheel (vtex_pipeline_tests/wheel_venv.py)."""
+    return wheel_venv(REPO, tmp_path_factory.mktemp("installed"))
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

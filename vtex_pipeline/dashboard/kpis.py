@@ -125,7 +125,7 @@ def _previous_profile(
     transitions panel is not empty on day one; it costs one profile computation, once.
     """
     empty = "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS rfm_group, NULL::VARCHAR AS rfm_segment"
-    latest = conn.execute("SELECT max(as_of) FROM customer_profile").fetchone()[0]
+    latest = conn.execute("SELECT max(as_of) FROM customer_profile_runs").fetchone()[0]
     if latest is None:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE dash_previous_profile AS {empty} WHERE false")
         return None, None

@@ -143,7 +143,14 @@ def test_sales_figures_follow_the_store_time_zone_and_the_purchase_rules(conn):
     ).fetchone()[0]
 
 
+def _daily_run(conn, day: str = "2026-11-20") -> None:
+    """customer_profile_runs as the daily run leaves it: its newest day is the profile's day (rows the
+    Orders Feed recomputed since carry a later as_of)."""
+    conn.execute(f"CREATE TABLE customer_profile_runs AS SELECT DATE '{day}' AS as_of, now() AS computed_at")
+
+
 def test_segment_sizes_and_transitions_compare_the_two_latest_profiles(conn):
+    _daily_run(conn)
     conn.execute(
         """CREATE TABLE customer_profile AS SELECT * FROM (VALUES
                (DATE '2026-11-20', 'cl-ana', 'G1', 'S1'), (DATE '2026-11-20', 'cl-bruno', 'G2', 'S2'),
@@ -167,6 +174,7 @@ def test_segment_sizes_and_transitions_compare_the_two_latest_profiles(conn):
 
 
 def test_prediction_tables_sum_the_profile_by_segment_and_show_the_backtest(conn):
+    _daily_run(conn)
     conn.execute(
         """CREATE TABLE customer_profile AS SELECT * FROM (VALUES
                (DATE '2026-11-20', 'a', 'G1', 'S1', 0.9::DOUBLE, 2.0::DOUBLE, 150.50::DECIMAL(18,2), 'low'),
@@ -217,6 +225,7 @@ def test_prediction_tables_sum_the_profile_by_segment_and_show_the_backtest(conn
 
 
 def test_prediction_panels_say_why_when_the_store_is_too_small(conn):
+    _daily_run(conn)
     conn.execute(
         """CREATE TABLE customer_profile AS SELECT DATE '2026-11-20' AS as_of, 'a' AS customer_id,
                'G1' AS rfm_group, 'S1' AS rfm_segment"""

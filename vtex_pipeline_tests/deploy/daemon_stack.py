@@ -177,19 +177,19 @@ def base_env(tmp: Path, pg_env: dict[str, str], home: Path) -> dict[str, str]:
 
 
 def start_code_server_and_daemon(
-    stack: Processes, env: dict[str, str], cwd: Path, grpc_port: int, workspace: Path
+    stack: Processes, env: dict[str, str], cwd: Path, grpc_port: int, workspace: Path, bin_dir: Path = BIN
 ) -> None:
     from dagster._grpc.client import DagsterGrpcClient
 
     stack.start(
         "code_server",
-        [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
+        [str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
          "-m", "vtex_pipeline.definitions", "--location-name", "vtex_pipeline"],
         env, cwd,
     )  # fmt: skip
     client = DagsterGrpcClient(port=grpc_port, host="127.0.0.1")
     wait("code server answering", lambda: stack.check_alive() or client.ping("up"), 300, 1)
-    stack.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, cwd)
+    stack.start("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], env, cwd)
 
 
 @dataclass(frozen=True)

@@ -53,15 +53,18 @@ class FeedStack:
     icomm_out: Path
     duckdb: Path
     grpc_port: int
+    bin_dir: Path = BIN  # the installed package's bin/ (a wheel's venv in the test)
 
     def cli(self, *args: str, timeout: float = 600) -> str:
-        return run_cli([str(BIN / "vtex-pipeline"), *args], self.env, self.tmp, timeout=timeout)
+        return run_cli([str(self.bin_dir / "vtex-pipeline"), *args], self.env, self.tmp, timeout=timeout)
 
     def dagster(self, *args: str) -> str:
-        return run_cli([str(BIN / "dagster"), *args, "-w", str(self.workspace)], self.env, self.tmp)
+        return run_cli([str(self.bin_dir / "dagster"), *args, "-w", str(self.workspace)], self.env, self.tmp)
 
     def start_daemon(self) -> None:
-        start_code_server_and_daemon(self.procs, self.env, self.tmp, self.grpc_port, self.workspace)
+        start_code_server_and_daemon(
+            self.procs, self.env, self.tmp, self.grpc_port, self.workspace, self.bin_dir
+        )
         self.dagster("sensor", "start", SENSOR)
 
     def feed_configured(self) -> bool:
@@ -135,13 +138,14 @@ def feed_stack(
     interval: int = 30,
     duckdb: Path | None = None,
     vtex_faults: str = "",
+    bin_dir: Path = BIN,
 ) -> Iterator[FeedStack]:
     """Simulators up and the environment ready; the caller fills the DuckDB file (`stack.cli("run", ...)`
     or a prepared file) and then calls `start_daemon`. `pg_env` None: the packaged SQLite instance."""
     from vtex_pipeline.instance import packaged_instance_yaml
 
     for sub in ("logs", "data"):
-        (tmp / sub).mkdir(exist_ok=True)
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
     home = tmp / "dagster_home"
     if pg_env is not None:
         write_instance(home, max_concurrent_runs=4)
@@ -154,7 +158,7 @@ def feed_stack(
     duckdb = duckdb or tmp / "data" / "feedstore.duckdb"
     env = _env(tmp, pg_env or {}, home, vtex_url, icomm_url, duckdb, start, interval)
     procs = Processes(tmp / "logs", marker=f"VTEX_TEST_MARKER={tmp}")
-    cli = str(BIN / "vtex-pipeline")
+    cli = str(bin_dir / "vtex-pipeline")
     try:
         procs.start(
             "vtex_simulator",
@@ -172,7 +176,7 @@ def feed_stack(
         for port in (vtex_port, icomm_port):
             wait(f"simulator on {port}", lambda p=port: procs.check_alive() or port_open(p), 120)
         workspace = write_workspace(tmp / "workspace.yaml", grpc_port)
-        yield FeedStack(tmp, env, procs, workspace, home, vtex_url, icomm_out, duckdb, grpc_port)
+        yield FeedStack(tmp, env, procs, workspace, home, vtex_url, icomm_out, duckdb, grpc_port, bin_dir)
     except BaseException:
         print(procs.dump())
         raise

@@ -1,5 +1,5 @@
-"""The Orders Feed path under the real daemon on PostgreSQL, from the installed package, as `deploy/` runs
-it: a checkout reaches icomm within two minutes, and its cancellation too.
+"""The Orders Feed path under the real daemon on PostgreSQL, from the project's wheel installed in a fresh
+virtual environment, run outside the checkout, as `deploy/` runs it: a checkout reaches icomm within two minutes, and its cancellation too.
 
 `vtex-pipeline run` fills the DuckDB file and computes the daily profile of yesterday; then the code
 server and the daemon run with the sensor `vtex_orders_feed` on (10 s ticks here; 30 s by default). The
@@ -20,9 +20,11 @@ import pytest
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline_tests.deploy.daemon_stack import wait
 from vtex_pipeline_tests.deploy.feed_stack import FEED_JOB, feed_stack
+from vtex_pipeline_tests.wheel_venv import wheel_venv
 
 pytestmark = [pytest.mark.daemon, pytest.mark.postgres, pytest.mark.timeout(1500)]
 TWO_MINUTES = 120
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_checkout_and_its_cancellation_reach_icomm_within_two_minutes(postgres_cluster, tmp_path: Path):
@@ -35,7 +37,8 @@ def test_a_checkout_and_its_cancellation_reach_icomm_within_two_minutes(postgres
     fixture = tmp_path / "store.json"
     fixture.write_text(json.dumps(store, default=str), encoding="utf-8")
     start = (today - timedelta(days=50)).isoformat()
-    with feed_stack(tmp_path, pg_env, fixture, start=start, interval=10) as stack:
+    bin_dir = wheel_venv(REPO, tmp_path / "wheel")
+    with feed_stack(tmp_path / "run", pg_env, fixture, start=start, interval=10, bin_dir=bin_dir) as stack:
         stack.cli("run", "--as-of", d.isoformat())  # the sync and the daily profile of D, exported
         daily = {r["Email"].lower(): r["fields"] for r in stack.received()}
         assert daily, "the daily export sent nothing"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import sysconfig
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 import yaml
 
 from vtex_pipeline_tests.deploy.daemon_stack import BIN, Processes, free_port, port_open, wait
+from vtex_pipeline_tests.wheel_venv import wheel_venv
 
 pytestmark = [pytest.mark.daemon, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
@@ -48,23 +47,10 @@ def old_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(src), OLD_RELEASE],
                    check=True, capture_output=True, timeout=120)  # fmt: skip
     try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(src)],
-                       check=True, timeout=600)  # fmt: skip
+        return wheel_venv(src, root)
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(src)],
                        check=False, capture_output=True, timeout=120)  # fmt: skip
-    (wheel,) = (root / "dist").glob("vtex_pipeline-*.whl")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = subprocess.check_output(
-        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        text=True,
-    ).strip()
-    # a plain path entry, not a site dir: this checkout's editable-install hook is not loaded there
-    Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                    "--no-deps", "-q", str(wheel)], check=True, timeout=300)  # fmt: skip
-    return venv / "bin"
 
 
 def _columns(conn: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:

@@ -97,6 +97,19 @@ def test_sensor_and_batch_apply_a_checkout_and_guard_their_events(start_store, v
         received = requests.get(icomm + "/_sim/contacts", timeout=10).json()
         assert any(f["Key"] == "LAST_PURCHASE_DATE" for r in received for f in r["CustomFields"])
         assert _tick(sensor, instance, second.cursor).skip_message == "no new feed events"
+        # the daily profile's checks still hold with rows the feed recomputed for today
+        profile = dg.AssetKey(["vtex", "customer_profile"])
+        checks = [dg.AssetCheckKey(profile, n) for n in ("one_row_per_customer", "lifetime_purchases_add_up")]
+        only_checks = dg.define_asset_job("profile_checks", selection=dg.AssetSelection.checks(*checks))
+        daily = (
+            dg.Definitions.merge(defs, dg.Definitions(jobs=[only_checks]))
+            .resolve_job_def("profile_checks")
+            .execute_in_process(instance=instance, partition_key=(today - timedelta(days=1)).isoformat())
+        )
+        assert {c.check_name: c.passed for c in daily.get_asset_check_evaluations()} == {
+            "one_row_per_customer": True,
+            "lifetime_purchases_add_up": True,
+        }
 
         # the feed deleted at VTEX (a quiet retention period): the next tick configures it again
         requests.delete(store.url + "/api/orders/feed/config", headers={"X-VTEX-API-AppKey": FEED_KEY,

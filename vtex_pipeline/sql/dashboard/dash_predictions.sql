@@ -6,7 +6,7 @@
 -- when the profile predates them).
 CREATE OR REPLACE TABLE dash_predictions AS
 SELECT
-    (SELECT max(as_of) FROM customer_profile) AS as_of,
+    (SELECT max(as_of) FROM customer_profile_runs) AS as_of,
     coalesce(rfm_group, '(none)') AS rfm_group,
     coalesce(rfm_segment, '(none)') AS rfm_segment,
     count(*) AS customers,
@@ -26,13 +26,13 @@ ORDER BY expected_revenue_365d DESC NULLS LAST, customers DESC, rfm_group, rfm_s
 CREATE OR REPLACE TABLE dash_backtest AS
 SELECT as_of, week, period_start, period_end, round(predicted, 1) AS predicted, actual
 FROM clv_backtest
-WHERE as_of = (SELECT max(as_of) FROM customer_profile)
+WHERE as_of = (SELECT max(as_of) FROM customer_profile_runs)
 ORDER BY week;
 
 -- One row: the model and fit status of the latest profile's predictions and the back-test totals.
 CREATE OR REPLACE TABLE dash_prediction_info AS
 SELECT
-    (SELECT max(as_of) FROM customer_profile) AS as_of,
+    (SELECT max(as_of) FROM customer_profile_runs) AS as_of,
     r.model,
     r.status,
     r.reason,
@@ -44,4 +44,4 @@ SELECT
     r.backtest_actual,
     round(abs(r.backtest_predicted - r.backtest_actual) / nullif(r.backtest_actual, 0), 4) AS backtest_share
 FROM (SELECT 1) AS one
-LEFT JOIN clv_runs r ON r.as_of = (SELECT max(as_of) FROM customer_profile);
+LEFT JOIN clv_runs r ON r.as_of = (SELECT max(as_of) FROM customer_profile_runs);

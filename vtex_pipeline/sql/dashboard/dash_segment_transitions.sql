@@ -4,7 +4,7 @@
 CREATE OR REPLACE TABLE dash_segment_transitions AS
 SELECT
     $previous_as_of::DATE AS previous_as_of,
-    (SELECT max(as_of) FROM customer_profile) AS as_of,
+    (SELECT max(as_of) FROM customer_profile_runs) AS as_of,
     coalesce(p.rfm_segment, '(new)') AS from_segment,
     coalesce(c.rfm_segment, '(gone)') AS to_segment,
     count(*) AS customers

@@ -13,7 +13,7 @@ WITH cur AS (
     GROUP BY ALL
 )
 SELECT
-    (SELECT max(as_of) FROM customer_profile) AS as_of,
+    (SELECT max(as_of) FROM customer_profile_runs) AS as_of,
     rfm_group,
     rfm_segment,
     coalesce(c.customers, 0) AS customers,
