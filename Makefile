@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/vtex-pipeline demo
 
 test: install lint check-defs
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: install
 	$(BIN)/ruff check vtex_pipeline vtex_pipeline_tests benchmarks chaos
