@@ -82,26 +82,15 @@ def verify(all_: bool, only: str | None) -> None:
 
 def _verify_one(cfg: IntegrationConfig) -> str | None:
     """Check one account; None when fine, else why not (one line, no secret)."""
-    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
-    from vtex_pipeline.vtex.verify import verify_vtex
+    from vtex_pipeline.vtex.http import VtexClient
+    from vtex_pipeline.vtex.verify import probe_settings, verify_vtex
 
     if not cfg.vtex_base_url:
         return "account not set: VTEX_ACCOUNT / account (or VTEX_BASE_URL / base_url)"
     key, token = os.environ.get(cfg.app_key_env), os.environ.get(cfg.app_token_env)
     if not key or not token:
         return f"{cfg.app_key_env} and {cfg.app_token_env} must be set"
-    settings = VtexSettings(
-        account=cfg.account or "simulated",
-        environment=cfg.environment,
-        app_key=key,
-        app_token=token,
-        base_url=cfg.base_url,
-        requests_per_second=cfg.requests_per_second,
-        concurrency=1,
-        max_attempts=2,
-        timeout=cfg.request_timeout,
-        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
-    )
+    settings = probe_settings(cfg, timeout=cfg.request_timeout)
     with VtexClient(settings) as client:
         report = verify_vtex(client)
     table = Table(title=f"VTEX permissions — {cfg.name} ({report.base_url})")
@@ -305,7 +294,8 @@ def _preflight(cfg: IntegrationConfig) -> str | None:
     import duckdb
 
     from vtex_pipeline.vtex.errors import VtexAuthError, VtexError, VtexRequestFailed
-    from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+    from vtex_pipeline.vtex.http import VtexClient
+    from vtex_pipeline.vtex.verify import probe_settings
 
     path = Path(cfg.duckdb_path)
     if path.exists():
@@ -325,18 +315,7 @@ def _preflight(cfg: IntegrationConfig) -> str | None:
             tempfile.TemporaryFile(dir=parent).close()
         except OSError:
             return f"cannot create DuckDB file {path}: {parent} is not a writable directory"
-    settings = VtexSettings(
-        account=cfg.account or "simulated",
-        environment=cfg.environment,
-        app_key=os.environ.get(cfg.app_key_env, ""),
-        app_token=os.environ.get(cfg.app_token_env, ""),
-        base_url=cfg.base_url,
-        requests_per_second=cfg.requests_per_second,
-        concurrency=1,
-        max_attempts=2,
-        timeout=min(cfg.request_timeout, 30.0),
-        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
-    )
+    settings = probe_settings(cfg, timeout=min(cfg.request_timeout, 30.0))
     quiet = logging.getLogger("vtex_pipeline")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # retry warnings would bury the one line that says what is wrong

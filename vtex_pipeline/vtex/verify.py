@@ -8,9 +8,10 @@ everything because no other answer would mean anything.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vtex_pipeline.vtex import permissions as P
 from vtex_pipeline.vtex.errors import (
@@ -20,8 +21,11 @@ from vtex_pipeline.vtex.errors import (
     VtexNotFound,
     VtexPermissionError,
 )
-from vtex_pipeline.vtex.http import VtexClient
+from vtex_pipeline.vtex.http import VtexClient, VtexSettings
 from vtex_pipeline.vtex.permissions import Permission
+
+if TYPE_CHECKING:
+    from vtex_pipeline.config import IntegrationConfig
 
 log = logging.getLogger("vtex_pipeline.vtex")
 
@@ -155,3 +159,20 @@ def verify_vtex(client: VtexClient, *, max_attempts: int = PROBE_MAX_ATTEMPTS) -
     except _AuthStop:
         log.error("VTEX verify stopped: %s", report.auth_error)
     return report
+
+
+def probe_settings(cfg: IntegrationConfig, *, timeout: float) -> VtexSettings:
+    """The client settings of a one-off check (`verify`, preflight): one connection, two attempts, so a
+    wrong key fails in seconds instead of after the sync's retries."""
+    return VtexSettings(
+        account=cfg.account or "simulated",
+        environment=cfg.environment,
+        app_key=os.environ.get(cfg.app_key_env, ""),
+        app_token=os.environ.get(cfg.app_token_env, ""),
+        base_url=cfg.base_url,
+        requests_per_second=cfg.requests_per_second,
+        concurrency=1,
+        max_attempts=2,
+        timeout=timeout,
+        credential_vars=f"{cfg.app_key_env} / {cfg.app_token_env}",
+    )
