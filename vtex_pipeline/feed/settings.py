@@ -16,6 +16,7 @@ from vtex_pipeline.vtex.feed import (
     feed_settings,
 )
 from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline.vtex.verify import probe_settings
 
 INTERVAL_VAR = "VTEX_PIPELINE_FEED_INTERVAL_SECONDS"
 DEFAULT_INTERVAL = 30  # the sensor daemon's own default tick
@@ -61,16 +62,8 @@ def feed_vtex_settings(
     env = os.environ if environ is None else environ
     if not cfg.vtex_base_url:
         return None
-    base = VtexSettings(
-        account=cfg.account or "simulated",
-        environment=cfg.environment,
-        app_key="",
-        app_token="",
-        base_url=cfg.base_url,
-        requests_per_second=cfg.requests_per_second,
-        concurrency=1,
-        timeout=cfg.request_timeout,
-    )
+    # one connection, few attempts: a tick must stay well inside the sensor's 60 s evaluation limit
+    base = probe_settings(cfg, timeout=cfg.request_timeout).replace(max_attempts=3)
     return feed_settings(base, env, key_var=cfg.feed_app_key_env, token_var=cfg.feed_app_token_env)
 
 

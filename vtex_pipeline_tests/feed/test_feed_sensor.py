@@ -13,8 +13,7 @@ import requests
 from click.testing import CliRunner
 
 from vtex_pipeline.cli import main
-from vtex_pipeline.config import load_integrations
-from vtex_pipeline.definitions import account_resources, build_definitions
+from vtex_pipeline.definitions import build_definitions
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.icomm_server import create_icomm_app
 from vtex_pipeline.simulators.server import ServerThread
@@ -101,11 +100,10 @@ def test_sensor_and_batch_apply_a_checkout_and_guard_their_events(start_store, v
         # the daily profile's checks still hold with rows the feed recomputed for today
         profile = dg.AssetKey(["vtex", "customer_profile"])
         checks = [dg.AssetCheckKey(profile, n) for n in ("one_row_per_customer", "lifetime_purchases_add_up")]
-        resources = account_resources(load_integrations()[0])
         passed = {}
         for key in checks:  # invoked directly: a job of a partitioned asset's checks alone cannot be built
             (checks_def,) = [c for c in defs.asset_checks if key in c.check_keys]
-            ctx = dg.build_asset_check_context(resources=resources, instance=instance)
+            ctx = dg.build_asset_check_context(instance=instance)  # the checks carry their resources
             passed[key.name] = checks_def(ctx).passed
         assert passed == {
             "one_row_per_customer": True,
