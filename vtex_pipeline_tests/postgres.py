@@ -164,6 +164,17 @@ class PostgresCluster:
         self.databases.append(name)
         return name
 
+    def restart(self, mode: str = "fast", timeout: float = 120) -> None:
+        """`pg_ctl restart`: the server stops (`fast`: every connection is cut) and starts again on the
+        same port with the same options (kept in postmaster.opts), its output in the same log."""
+        _run(
+            _as_server_user(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-l", str(self.log_file),
+                 "-w", "-t", str(int(timeout)), "restart"]
+            ),
+            timeout=timeout + 30, what="pg_ctl restart",
+        )  # fmt: skip
+
     def server_log(self, tail: int = 60) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-tail:])
