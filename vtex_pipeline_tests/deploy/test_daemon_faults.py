@@ -279,7 +279,7 @@ def _days(stack: Stack) -> list[str]:
     return days
 
 
-def _profiles_done(stack: Stack, account: str, timeout: float = 300) -> None:
+def _profiles_done(stack: Stack, account: str, timeout: float = 480) -> None:
     days = _days(stack)
 
     def done():
@@ -549,7 +549,7 @@ def test_code_server_killed_and_restarted_mid_sync_on_the_local_sqlite_instance(
 
 SLOW_ROWS = (
     "daemon_restart", "export_kill", "profile_kill", "cancel_export", "vtex_401", "vtex_403",
-    "icomm_401", "disk_full", "pg_restart",
+    "icomm_401", "disk_full", "pg_restart", "pg_down",
 )  # fmt: skip
 
 
@@ -688,7 +688,7 @@ def _reexecute(stack: Stack, run_id: str) -> str:
     return result["run"]["runId"]
 
 
-def _rerun_profiles(stack: Stack, account: str, timeout: float = FIVE_MINUTES) -> float:
+def _rerun_profiles(stack: Stack, account: str, timeout: float = 600) -> float:
     """The operator's re-run: re-execute, from the UI, each day's last failed or canceled profile run
     until every day has a successful one (the sensor requests a day once: its run key). Returns when."""
     relaunched: set[str] = set()
@@ -697,8 +697,6 @@ def _rerun_profiles(stack: Stack, account: str, timeout: float = FIVE_MINUTES) -
     def done():
         stack.procs.check_alive()
         runs = _runs(stack, account, "profile_export")
-        if any(not r.dagster_run.is_finished for r in runs):
-            return False
         by_day: dict[str, list] = {}
         for r in runs:
             by_day.setdefault(r.dagster_run.tags.get("dagster/partition"), []).append(r)
@@ -708,9 +706,10 @@ def _rerun_profiles(stack: Stack, account: str, timeout: float = FIVE_MINUTES) -
         if not missing:
             return True
         for day in missing:
-            if by_day.get(day) and by_day[day][-1].dagster_run.run_id not in relaunched:
-                relaunched.add(by_day[day][-1].dagster_run.run_id)
-                relaunched.add(_reexecute(stack, by_day[day][-1].dagster_run.run_id))
+            last = by_day[day][-1].dagster_run if by_day.get(day) else None
+            if last is not None and last.is_finished and last.run_id not in relaunched:
+                relaunched.add(last.run_id)
+                relaunched.add(_reexecute(stack, last.run_id))
         return False
 
     wait(f"{account}: every day's profile re-run", done, timeout, 3)
@@ -885,12 +884,14 @@ def _fill(disk: Path) -> Path:
     listing = subprocess.run(["du", "-ab", str(disk)], capture_output=True, text=True, check=False).stdout
     print(f"{disk}: {st.f_bavail * st.f_frsize} bytes free of {st.f_blocks * st.f_frsize}, inodes free "
           f"{st.f_favail}\n{listing}")  # fmt: skip
-    with ballast.open("wb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, st.f_bavail * st.f_frsize)
-        with contextlib.suppress(OSError):  # whatever is left, to the last page
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize)
+        with contextlib.suppress(OSError):  # whatever is left, to the last page (unbuffered)
             while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
     assert os.statvfs(disk).f_bavail == 0
     return ballast
 
@@ -962,14 +963,21 @@ def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
 
 
 @pytest.mark.chaos_slow
-def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster) -> None:
-    """`pg_ctl restart -m fast` of the instance's cluster (every connection cut) while a sync runs; the
-    last row of the module, as it disturbs every process of the stack."""
-    stack, account = slow_stack, "pg_restart"
+@pytest.mark.parametrize("outage", [0, 60], ids=["restart", "down_60s"])
+def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster, outage: int) -> None:
+    """`pg_ctl restart -m fast` of the instance's cluster (every connection cut) while a sync runs, or
+    `pg_ctl stop`, a minute down (a host or container restart that takes its time), then `start`. The last
+    rows of the module, as they disturb every process of the stack."""
+    stack, account = slow_stack, f"pg_{'restart' if outage == 0 else 'down'}"
     _switch(stack, account, True)
     run = _started_run(stack, account)
     restarted_at = time.time()
-    postgres_cluster.restart()
+    if outage:
+        postgres_cluster.stop()
+        time.sleep(outage)
+        postgres_cluster.start()
+    else:
+        postgres_cluster.restart()
     down = time.time() - restarted_at
     wait(
         f"run {run.run_id} to end",
@@ -988,7 +996,8 @@ def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster) -> Non
     stack.procs.check_alive()  # the daemon, the code server and the webserver lived through it
     _finish(
         stack, account,
-        Row(f"PostgreSQL restarted mid-sync (pg_ctl restart -m fast, {down:.0f} s down)",
+        Row(f"PostgreSQL {'restarted' if outage == 0 else 'stopped'} mid-sync (pg_ctl "
+            f"{'restart' if outage == 0 else 'stop/start'} -m fast, {down:.0f} s down)",
             "every connection of the instance cut", f"the run ends {status}", round(detect, 1),
             round(recovered.end_time - restarted_at, 1), -1, -1),
     )  # fmt: skip
