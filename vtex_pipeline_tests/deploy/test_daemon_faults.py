@@ -59,6 +59,8 @@ LATENCY = "latency=0.2"
 # accounts whose DuckDB file lives elsewhere than data/ (the disk-full row mounts a small tmpfs there)
 DUCKDB_DIRS = {"disk_full": "small_disk"}
 FIVE_MINUTES = 300
+# waits for a run to start, sync or re-run: generous, as a loaded host takes minutes to start a run worker
+LOADED = 900
 
 
 @dataclass
@@ -376,9 +378,9 @@ def _report(row: Row) -> None:
 
 def _finish(stack: Stack, account: str, row: Row) -> None:
     """Let the chain finish, switch the account off, and check nothing was lost or sent twice."""
-    _profiles_done(stack, account)
+    _profiles_done(stack, account, LOADED)
     _switch(stack, account, False)
-    _drain(stack, account)
+    _drain(stack, account, LOADED)
     row.orders_lost = _orders_lost(stack, account, _synced_until(stack, account))
     row.contacts_sent_twice = _sent_twice(stack, account)
     _contacts_match_profile(stack, account)
@@ -662,7 +664,7 @@ def _exporting(stack: Stack, account: str, sent_at_least: int):
                 return run
         return None
 
-    return wait(f"{account}: an export in progress", exporting, 480, 0.5)
+    return wait(f"{account}: an export in progress", exporting, LOADED, 0.5)
 
 
 def _terminate(stack: Stack, run_id: str) -> None:
@@ -688,7 +690,7 @@ def _reexecute(stack: Stack, run_id: str) -> str:
     return result["run"]["runId"]
 
 
-def _rerun_profiles(stack: Stack, account: str, timeout: float = 600) -> float:
+def _rerun_profiles(stack: Stack, account: str, timeout: float = LOADED) -> float:
     """The operator's re-run: re-execute, from the UI, each day's last failed or canceled profile run
     until every day has a successful one (the sensor requests a day once: its run key). Returns when."""
     relaunched: set[str] = set()
@@ -734,7 +736,7 @@ def test_run_worker_sigkill_mid_profile(slow_stack: Stack) -> None:
                 return run
         return None
 
-    run = wait(f"{account}: a profile run inside customer_profile", profiling, 480, 0.2)
+    run = wait(f"{account}: a profile run inside customer_profile", profiling, LOADED, 0.2)
     killed_at = time.time()
     os.kill(_worker_pid(stack, run.run_id), signal.SIGKILL)
     detect = _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
@@ -757,7 +759,7 @@ def test_run_worker_sigkill_mid_profile(slow_stack: Stack) -> None:
                 return r
         return None
 
-    recovered = wait(f"{account}: the profile of {partition} again", retried, FIVE_MINUTES, 2)
+    recovered = wait(f"{account}: the profile of {partition} again", retried, LOADED, 2)
     _finish(
         stack, account,
         Row("run worker kill -9 mid-profile", "kill -9 of the run's process inside customer_profile",
@@ -786,7 +788,7 @@ def test_cancel_from_the_ui_mid_export(slow_stack: Stack) -> None:
     _rerun_profiles(stack, account)
     recover = _last_success_end(stack, account, "profile_export") - asked_at
     _switch(stack, account, False)
-    _drain(stack, account)
+    _drain(stack, account, LOADED)
     row = Row(f"cancel from the UI (GraphQL terminateRun) mid-export, after 2 batches of 25 (slot freed after "
               f"{freed:.0f} s)", "GraphQL terminateRun", "run CANCELED once the batch in flight is answered "
               "and recorded; the slot is freed; Re-execute sends what icomm_sent lacks",
@@ -802,7 +804,7 @@ def _vtex_auth_row(stack: Stack, account: str, fault: dict[str, Any], expected: 
     """The key works for the first pages of raw_orders, then VTEX answers 401/403 (`fault` for the
     simulator's /_sim/keys); the run fails with `expected`, the next tick after the key is fixed syncs."""
     _switch(stack, account, True)
-    run = _started_run(stack, account)
+    run = _started_run(stack, account, timeout=LOADED)
     broken_at = time.time()
     _post(f"{stack.vtex_url}/_sim/keys", {"app_key": VTEX_KEY, **fault})
     try:
@@ -813,7 +815,7 @@ def _vtex_auth_row(stack: Stack, account: str, fault: dict[str, Any], expected: 
     finally:
         _post(f"{stack.vtex_url}/_sim/keys", {"app_key": VTEX_KEY, "token": VTEX_TOKEN, "permissions": ["*"]})
     fixed_at = time.time()
-    recovered = _synced_after(stack, account, fixed_at, FIVE_MINUTES)
+    recovered = _synced_after(stack, account, fixed_at, LOADED)
     _finish(
         stack, account,
         Row(label, f"the simulator's key changed after {broken_at - run.start_time if run.start_time else 0:.0f} s "
@@ -911,9 +913,9 @@ def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], check=True, timeout=30)
     try:
         _switch(stack, account, True)
-        _profiles_done(stack, account, timeout=480)
+        _profiles_done(stack, account, timeout=LOADED)
         _switch(stack, account, False)
-        _drain(stack, account)
+        _drain(stack, account, LOADED)
         before = _table_counts(stack.db(account))
         store = requests.get(f"{stack.vtex_url}/_sim/fixture", timeout=60).json()
         start = datetime.fromisoformat(stack.start).replace(tzinfo=UTC)
@@ -936,18 +938,18 @@ def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
                     return r
             return None
 
-        failed = wait(f"{account}: a sync failing on the full disk", failed_run, FIVE_MINUTES, 2)
+        failed = wait(f"{account}: a sync failing on the full disk", failed_run, LOADED, 2)
         detect = failed.end_time - failed.start_time  # from the run's start: it meets the full disk at once
         errors = run_errors(stack.instance, failed.dagster_run)
         stack.cli("schedule", "stop", f"{account}_raw_sync_every_4h")
-        _drain(stack, account)
+        _drain(stack, account, LOADED)
         assert "No space left on device" in errors, errors
         after = _table_counts(stack.db(account))  # the file opens; every committed row is there
         assert after == before, (before, after)
         ballast.unlink()
         freed_at = time.time()
         _switch(stack, account, True)
-        recovered = _synced_after(stack, account, freed_at, FIVE_MINUTES)
+        recovered = _synced_after(stack, account, freed_at, LOADED)
         _finish(
             stack, account,
             Row("disk full while writing the DuckDB file (64 MB tmpfs, a ballast file takes the rest)",
@@ -970,7 +972,7 @@ def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster, outage
     rows of the module, as they disturb every process of the stack."""
     stack, account = slow_stack, f"pg_{'restart' if outage == 0 else 'down'}"
     _switch(stack, account, True)
-    run = _started_run(stack, account)
+    run = _started_run(stack, account, timeout=LOADED)
     restarted_at = time.time()
     if outage:
         postgres_cluster.stop()
@@ -982,7 +984,7 @@ def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster, outage
     wait(
         f"run {run.run_id} to end",
         lambda: stack.instance.get_run_by_id(run.run_id).is_finished,
-        FIVE_MINUTES,
+        LOADED,
         2,
     )
     status = _status(stack, run.run_id)
@@ -992,7 +994,7 @@ def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster, outage
         record = stack.instance.get_run_record_by_id(run.run_id)
         detect = record.end_time - restarted_at
         print(run_errors(stack.instance, record.dagster_run))
-        recovered = _synced_after(stack, account, restarted_at, FIVE_MINUTES)
+        recovered = _synced_after(stack, account, restarted_at, LOADED)
     stack.procs.check_alive()  # the daemon, the code server and the webserver lived through it
     _finish(
         stack, account,
