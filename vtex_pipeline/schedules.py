@@ -175,6 +175,15 @@ def raw_sync_schedule(cfg: IntegrationConfig, job: dg.JobDefinition) -> dg.Sched
     return _schedule
 
 
+# A profile run that `run_retries` re-launches (its worker died) re-runs every step, not only those from
+# the failure on: the day's models (int_purchases, ...) hold one as-of day, and when several days are
+# requested at once (a catch-up) the next day's run takes the freed slot before the retry and replaces
+# them; a retry of customer_profile alone then refused them (StaleUpstreamError) and the day's profile
+# was never built. Re-built for D, an older D only adds its history: the current profile (and so the
+# export) stays on the newest day (`profile.compute._write_results`).
+RETRY_STRATEGY_TAG = "dagster/retry_strategy"
+
+
 def profile_export_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinition:
     """The daily profile for a date D, then (when icomm is configured) the export behind its checks, and
     the dashboard's segment panels."""
@@ -183,7 +192,7 @@ def profile_export_job(cfg: IntegrationConfig) -> dg.UnresolvedAssetJobDefinitio
         keys.append(dg.AssetKey([cfg.name, "icomm_contacts"]))
     return dg.define_asset_job(
         f"{cfg.name}_profile_export",
-        run_tags=k8s_run_tags(cfg) or None,
+        run_tags={**k8s_run_tags(cfg), RETRY_STRATEGY_TAG: "ALL_STEPS"},
         selection=dg.AssetSelection.assets(*keys),
         description=f"Compute the customer profile of '{cfg.name}' as of a day, then export the changed contacts.",
     )

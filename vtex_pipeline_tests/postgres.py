@@ -164,6 +164,34 @@ class PostgresCluster:
         self.databases.append(name)
         return name
 
+    def restart(self, mode: str = "fast", timeout: float = 120) -> None:
+        """`pg_ctl restart`: the server stops (`fast`: every connection is cut) and starts again on the
+        same port with the same options (kept in postmaster.opts), its output in the same log."""
+        _run(
+            _as_server_user(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-l", str(self.log_file),
+                 "-w", "-t", str(int(timeout)), "restart"]
+            ),
+            timeout=timeout + 30, what="pg_ctl restart",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """`pg_ctl stop`: the server is down (connections refused) until `start`."""
+        _run(
+            _as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w",
+                             "-t", str(int(timeout)), "stop"]),
+            timeout=timeout + 30, what="pg_ctl stop",
+        )  # fmt: skip
+
+    def start(self, timeout: float = 120) -> None:
+        """Start a stopped cluster again on its port, with the options it was first started with."""
+        options = f"-p {self.port} -k {self.base_dir} -c listen_addresses={self.host} {SERVER_OPTIONS}"
+        _run(
+            _as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options, "-l",
+                             str(self.log_file), "-w", "-t", str(int(timeout)), "start"]),
+            timeout=timeout + 30, what="pg_ctl start",
+        )  # fmt: skip
+
     def server_log(self, tail: int = 60) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-tail:])

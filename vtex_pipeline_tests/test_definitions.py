@@ -285,6 +285,14 @@ def test_export_is_left_out_when_icomm_is_not_configured():
     assert "vtex_icomm" not in defs.resolve_job_def("vtex_profile_export").resource_defs
 
 
+def test_a_retried_profile_run_rebuilds_the_days_models():
+    """run_retries re-launches a profile run whose worker died with every step: a retry of
+    customer_profile alone would read models another day's run replaced meanwhile (StaleUpstreamError)."""
+    job = _defs("vtex").resolve_job_def("vtex_profile_export")
+    assert job.run_tags.get("dagster/retry_strategy") == "ALL_STEPS"
+    assert "dagster/retry_strategy" not in (_defs("vtex").resolve_job_def("vtex_raw_sync").run_tags or {})
+
+
 def test_sensor_requests_a_day_once_it_is_synced_past_its_end():
     defs = _defs("vtex")
     sensor = defs.resolve_sensor_def("vtex_profile_after_sync")

@@ -354,6 +354,17 @@ def create_icomm_app(
             state.faults = new
         return JSONResponse({"faults": new.to_spec()})
 
+    async def admin_keys(request: Request) -> Response:
+        """Replace the accepted API keys at run time (a key revoked in icomm): ``{"api_keys": [...]}``;
+        an empty list refuses every key (401)."""
+        body = await _body(request) or {}
+        keys = body.get("api_keys")
+        if not isinstance(keys, list):
+            return JSONResponse({"error": 'body must be {"api_keys": [...]}'}, 400)
+        with state.lock:
+            state.api_keys = {str(k) for k in keys}
+        return JSONResponse({"api_keys": len(keys)})
+
     async def admin_reset(request: Request) -> Response:
         with state.lock:
             state.stats.clear()
@@ -371,6 +382,7 @@ def create_icomm_app(
         Route("/_sim/contacts", admin_contacts, methods=["GET"]),
         Route("/_sim/stats", admin_stats, methods=["GET"]),
         Route("/_sim/faults", admin_faults, methods=["POST"]),
+        Route("/_sim/keys", admin_keys, methods=["POST"]),
         Route("/_sim/reset-stats", admin_reset, methods=["POST"]),
     ]
     app = Starlette(routes=routes)

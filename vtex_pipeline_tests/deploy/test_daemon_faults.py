@@ -56,7 +56,11 @@ ICOMM_KEY = "icomm-faults-K3Y-3c3c"
 SECRETS = (VTEX_TOKEN, ICOMM_KEY, VTEX_KEY)
 ROWS = ("worker_kill", "code_restart", "cancel_sync", "held_file")
 LATENCY = "latency=0.2"
+# accounts whose DuckDB file lives elsewhere than data/ (the disk-full row mounts a small tmpfs there)
+DUCKDB_DIRS = {"disk_full": "small_disk"}
 FIVE_MINUTES = 300
+# waits for a run to start, sync or re-run: generous, as a loaded host takes minutes to start a run worker
+LOADED = 900
 
 
 @dataclass
@@ -88,7 +92,7 @@ class Stack:
         return run_cli([str(BIN / "dagster"), *args, "-w", str(self.workspace)], self.env, self.tmp)
 
     def db(self, account: str) -> Path:
-        return self.tmp / "data" / f"{account}.duckdb"
+        return self.tmp / DUCKDB_DIRS.get(account, "data") / f"{account}.duckdb"
 
 
 def _integrations(tmp: Path, vtex_url: str, icomm_url: str, start: str, rows: tuple[str, ...]) -> Path:
@@ -97,7 +101,7 @@ def _integrations(tmp: Path, vtex_url: str, icomm_url: str, start: str, rows: tu
             "name": name,
             "account": "faultstore",
             "base_url": vtex_url,
-            "duckdb_path": f"data/{name}.duckdb",
+            "duckdb_path": f"{DUCKDB_DIRS.get(name, 'data')}/{name}.duckdb",
             "requests_per_second": 200,
             "concurrency": 4,
             "start_date": start,
@@ -267,12 +271,18 @@ def _synced_after(stack: Stack, account: str, after: float, timeout: float) -> A
     return wait(f"{account}: a successful sync after the fault", done, timeout, 2)
 
 
-def _profiles_done(stack: Stack, account: str, timeout: float = 300) -> None:
+def _days(stack: Stack) -> list[str]:
+    """The complete days since the start date: the partitions the profile sensor requests."""
     days = []
     d = datetime.fromisoformat(stack.start).date()
     while d < datetime.now(UTC).date():
         days.append(d.isoformat())
         d += timedelta(days=1)
+    return days
+
+
+def _profiles_done(stack: Stack, account: str, timeout: float = 480) -> None:
+    days = _days(stack)
 
     def done():
         stack.procs.check_alive()
@@ -368,9 +378,9 @@ def _report(row: Row) -> None:
 
 def _finish(stack: Stack, account: str, row: Row) -> None:
     """Let the chain finish, switch the account off, and check nothing was lost or sent twice."""
-    _profiles_done(stack, account)
+    _profiles_done(stack, account, LOADED)
     _switch(stack, account, False)
-    _drain(stack, account)
+    _drain(stack, account, LOADED)
     row.orders_lost = _orders_lost(stack, account, _synced_until(stack, account))
     row.contacts_sent_twice = _sent_twice(stack, account)
     _contacts_match_profile(stack, account)
@@ -539,13 +549,16 @@ def test_code_server_killed_and_restarted_mid_sync_on_the_local_sqlite_instance(
         )
 
 
-SLOW_ROWS = ("daemon_restart", "export_kill")
+SLOW_ROWS = (
+    "daemon_restart", "export_kill", "profile_kill", "cancel_export", "vtex_401", "vtex_403",
+    "icomm_401", "disk_full", "pg_restart", "pg_down",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def slow_stack(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     pg_env = postgres_cluster.env(postgres_cluster.create_database("daemon_faults_slow"))
-    with _stack(tmp_path_factory.mktemp("slow_faults"), pg_env, SLOW_ROWS, webserver=False) as stack:
+    with _stack(tmp_path_factory.mktemp("slow_faults"), pg_env, SLOW_ROWS, webserver=True) as stack:
         yield stack
 
 
@@ -575,8 +588,7 @@ def test_daemon_killed_and_restarted_mid_sync(slow_stack: Stack) -> None:
 def test_run_worker_sigkill_mid_export(slow_stack: Stack) -> None:
     """icomm answers each batch 1 s late; the worker is killed after the second batch is recorded."""
     stack, account = slow_stack, "export_kill"
-    integrations = yaml.safe_load(Path(stack.env["VTEX_PIPELINE_INTEGRATIONS"]).read_text())["integrations"]
-    icomm_base = next(i["icomm"]["base_url"] for i in integrations if i["name"] == account)
+    icomm_base = _icomm_base(stack, account)
     requests.post(f"{icomm_base}/_sim/faults", json={"spec": "latency=1"}, timeout=10).raise_for_status()
     _switch(stack, account, True)
 
@@ -627,3 +639,365 @@ def _sent_lines(stack: Stack, account: str) -> int:
     if not stack.icomm_out.exists():
         return 0
     return sum(1 for line in stack.icomm_out.read_text().splitlines() if f'"profile_key":"{account}"' in line)
+
+
+def _icomm_base(stack: Stack, account: str) -> str:
+    integrations = yaml.safe_load(Path(stack.env["VTEX_PIPELINE_INTEGRATIONS"]).read_text())["integrations"]
+    return next(i["icomm"]["base_url"] for i in integrations if i["name"] == account)
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    requests.post(url, json=body, timeout=10).raise_for_status()
+
+
+def _exporting(stack: Stack, account: str, sent_at_least: int):
+    """An export run of `account` inside icomm_contacts once icomm logged `sent_at_least` of its contacts."""
+
+    def exporting():
+        stack.procs.check_alive()
+        for record in _runs(stack, account, "profile_export"):
+            run = record.dagster_run
+            if run.is_finished:
+                continue
+            started = any("icomm_contacts" in m for m in _step_starts(stack, run.run_id))
+            if started and _sent_lines(stack, account) >= sent_at_least:
+                return run
+        return None
+
+    return wait(f"{account}: an export in progress", exporting, LOADED, 0.5)
+
+
+def _terminate(stack: Stack, run_id: str) -> None:
+    data = _graphql(
+        stack,
+        "mutation($runId: String!) { terminateRun(runId: $runId) { __typename "
+        "... on TerminateRunFailure { message } ... on PythonError { message } } }",
+        {"runId": run_id},
+    )
+    assert data["terminateRun"]["__typename"] == "TerminateRunSuccess", data
+
+
+def _reexecute(stack: Stack, run_id: str) -> str:
+    """What the UI's Re-execute (all steps) does: a new run of the same job, partition and tags."""
+    data = _graphql(
+        stack,
+        "mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) { "
+        "__typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+        {"params": {"parentRunId": run_id, "strategy": "ALL_STEPS"}},
+    )
+    result = data["launchRunReexecution"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def _rerun_profiles(stack: Stack, account: str, timeout: float = LOADED) -> float:
+    """The operator's re-run: re-execute, from the UI, each day's last failed or canceled profile run
+    until every day has a successful one (the sensor requests a day once: its run key). Returns when."""
+    relaunched: set[str] = set()
+    days = _days(stack)
+
+    def done():
+        stack.procs.check_alive()
+        runs = _runs(stack, account, "profile_export")
+        by_day: dict[str, list] = {}
+        for r in runs:
+            by_day.setdefault(r.dagster_run.tags.get("dagster/partition"), []).append(r)
+        missing = [
+            d for d in days if not any(r.dagster_run.status.value == "SUCCESS" for r in by_day.get(d, []))
+        ]
+        if not missing:
+            return True
+        for day in missing:
+            last = by_day[day][-1].dagster_run if by_day.get(day) else None
+            if last is not None and last.is_finished and last.run_id not in relaunched:
+                relaunched.add(last.run_id)
+                relaunched.add(_reexecute(stack, last.run_id))
+        return False
+
+    wait(f"{account}: every day's profile re-run", done, timeout, 3)
+    return time.time()
+
+
+def _last_success_end(stack: Stack, account: str, job: str) -> float:
+    return max(r.end_time for r in _runs(stack, account, job) if r.dagster_run.status.value == "SUCCESS")
+
+
+@pytest.mark.chaos_slow
+def test_run_worker_sigkill_mid_profile(slow_stack: Stack) -> None:
+    """The worker is killed inside `customer_profile` (it replaces the day's profile in one transaction)."""
+    stack, account = slow_stack, "profile_kill"
+    _switch(stack, account, True)
+
+    def profiling():
+        stack.procs.check_alive()
+        for record in _runs(stack, account, "profile_export"):
+            run = record.dagster_run
+            if not run.is_finished and any("customer_profile" in m for m in _step_starts(stack, run.run_id)):
+                return run
+        return None
+
+    run = wait(f"{account}: a profile run inside customer_profile", profiling, LOADED, 0.2)
+    killed_at = time.time()
+    os.kill(_worker_pid(stack, run.run_id), signal.SIGKILL)
+    detect = _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
+    ended = [
+        e.dagster_event.step_key
+        for e in stack.instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"
+    ]
+    assert not any("customer_profile" in k for k in ended), f"the profile had ended before the kill: {ended}"
+    partition = run.tags["dagster/partition"]
+
+    def retried():
+        stack.procs.check_alive()
+        for r in _runs(stack, account, "profile_export"):
+            ok = (
+                r.dagster_run.status.value == "SUCCESS"
+                and r.dagster_run.tags.get("dagster/partition") == partition
+            )
+            if ok and r.create_timestamp.timestamp() > killed_at:
+                return r
+        return None
+
+    recovered = wait(f"{account}: the profile of {partition} again", retried, LOADED, 2)
+    _finish(
+        stack, account,
+        Row("run worker kill -9 mid-profile", "kill -9 of the run's process inside customer_profile",
+            "run FAILURE (the code server saw its child exit), re-launched by run_retries; the day's profile "
+            "is replaced whole", round(detect, 1), round(recovered.end_time - killed_at, 1), -1, -1),
+    )  # fmt: skip
+
+
+@pytest.mark.chaos_slow
+def test_cancel_from_the_ui_mid_export(slow_stack: Stack) -> None:
+    """icomm answers each batch 1 s late; Terminate after the second batch is recorded. The batch in
+    flight finishes (interrupts.py holds the signal) and is recorded; the re-run sends the rest."""
+    stack, account = slow_stack, "cancel_export"
+    icomm_base = _icomm_base(stack, account)
+    _post(f"{icomm_base}/_sim/faults", {"spec": "latency=1"})
+    _switch(stack, account, True)
+    run = _exporting(stack, account, 50)
+    asked_at = time.time()
+    _terminate(stack, run.run_id)
+    detect = _wait_status(stack, run.run_id, {"CANCELED"}, 120)
+    pool = f"duckdb_{account}"
+    wait("pool slot freed", lambda: not stack.instance.event_log_storage.get_concurrency_info(pool).claimed_slots,
+         120, 1)  # fmt: skip
+    freed = time.time() - asked_at
+    _post(f"{icomm_base}/_sim/faults", {"spec": ""})
+    _rerun_profiles(stack, account)
+    recover = _last_success_end(stack, account, "profile_export") - asked_at
+    _switch(stack, account, False)
+    _drain(stack, account, LOADED)
+    row = Row(f"cancel from the UI (GraphQL terminateRun) mid-export, after 2 batches of 25 (slot freed after "
+              f"{freed:.0f} s)", "GraphQL terminateRun", "run CANCELED once the batch in flight is answered "
+              "and recorded; the slot is freed; Re-execute sends what icomm_sent lacks",
+              round(detect, 1), round(recover, 1), _orders_lost(stack, account, _synced_until(stack, account)),
+              _sent_twice(stack, account))  # fmt: skip
+    _contacts_match_profile(stack, account)
+    _report(row)
+    assert row.orders_lost == 0
+    assert row.contacts_sent_twice <= 25  # at most the batch in flight (icomm has no idempotency key)
+
+
+def _vtex_auth_row(stack: Stack, account: str, fault: dict[str, Any], expected: str, label: str) -> None:
+    """The key works for the first pages of raw_orders, then VTEX answers 401/403 (`fault` for the
+    simulator's /_sim/keys); the run fails with `expected`, the next tick after the key is fixed syncs."""
+    _switch(stack, account, True)
+    run = _started_run(stack, account, timeout=LOADED)
+    _post(f"{stack.vtex_url}/_sim/keys", {"app_key": VTEX_KEY, **fault})
+    try:
+        detect = _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
+        errors = run_errors(stack.instance, stack.instance.get_run_by_id(run.run_id))
+        assert expected in errors, errors
+        assert not [s for s in SECRETS[:2] if s in errors]
+    finally:
+        _post(f"{stack.vtex_url}/_sim/keys", {"app_key": VTEX_KEY, "token": VTEX_TOKEN, "permissions": ["*"]})
+    fixed_at = time.time()
+    recovered = _synced_after(stack, account, fixed_at, LOADED)
+    _finish(
+        stack, account,
+        Row(label, "the simulator's key changed 5 s into raw_orders", f"run FAILURE: '{expected} …' (not retried: an asset failure); "
+            "the next tick after the fix syncs", round(detect, 1), round(recovered.end_time - fixed_at, 1), -1, -1),
+    )  # fmt: skip
+
+
+@pytest.mark.chaos_slow
+def test_vtex_401_after_a_first_page(slow_stack: Stack) -> None:
+    _vtex_auth_row(
+        slow_stack, "vtex_401", {"revoke": True}, "VTEX rejected the app key or token (401)",
+        "VTEX answers 401 mid-sync (key revoked)",
+    )  # fmt: skip
+
+
+@pytest.mark.chaos_slow
+def test_vtex_403_after_a_first_page(slow_stack: Stack) -> None:
+    from vtex_pipeline.vtex import permissions
+
+    granted = [p.key for p in permissions.ALL_PERMISSIONS if p != permissions.VIEW_ORDER]
+    _vtex_auth_row(
+        slow_stack, "vtex_403", {"token": VTEX_TOKEN, "permissions": granted},
+        "(403): the key lacks OMS / View Order", "VTEX answers 403 mid-sync (View Order removed from the role)",
+    )  # fmt: skip
+
+
+@pytest.mark.chaos_slow
+def test_icomm_401_mid_export(slow_stack: Stack) -> None:
+    stack, account = slow_stack, "icomm_401"
+    icomm_base = _icomm_base(stack, account)
+    _post(f"{icomm_base}/_sim/faults", {"spec": "latency=1"})
+    _switch(stack, account, True)
+    run = _exporting(stack, account, 50)
+    _post(f"{icomm_base}/_sim/keys", {"api_keys": []})
+    try:
+        detect = _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
+        errors = run_errors(stack.instance, stack.instance.get_run_by_id(run.run_id))
+        assert "icomm refused the API key on SaveMultiContact (HTTP 401" in errors, errors
+        assert ICOMM_KEY not in errors
+    finally:
+        _post(f"{icomm_base}/_sim/keys", {"api_keys": [ICOMM_KEY]})
+        _post(f"{icomm_base}/_sim/faults", {"spec": ""})
+    fixed_at = time.time()
+    _rerun_profiles(stack, account)
+    recover = _last_success_end(stack, account, "profile_export") - fixed_at
+    _finish(
+        stack, account,
+        Row("icomm answers 401 mid-export (key revoked after 2 batches of 25)", "icomm refuses the API key",
+            "icomm_contacts FAILURE: 'icomm refused the API key on SaveMultiContact (HTTP 401, auth scheme "
+            "…); check ICOMM_API_KEY and ICOMM_AUTH_SCHEME' (not retried); Re-execute after the fix sends "
+            "the rest", round(detect, 1), round(recover, 1), -1, -1),
+    )  # fmt: skip
+
+
+def _table_counts(db: Path) -> dict[str, int]:
+    import duckdb
+
+    tables = ("raw_orders", "raw_order_items", "raw_customers", "customer_profile", "icomm_sent")
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def _fill(disk: Path) -> Path:
+    """A ballast file taking every free byte of the filesystem at `disk`."""
+    ballast = disk / "ballast"
+    st = os.statvfs(disk)
+    listing = subprocess.run(["du", "-ab", str(disk)], capture_output=True, text=True, check=False).stdout
+    print(f"{disk}: {st.f_bavail * st.f_frsize} bytes free of {st.f_blocks * st.f_frsize}, inodes free "
+          f"{st.f_favail}\n{listing}")  # fmt: skip
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize)
+        with contextlib.suppress(OSError):  # whatever is left, to the last page (unbuffered)
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    assert os.statvfs(disk).f_bavail == 0
+    return ballast
+
+
+@pytest.mark.chaos_slow
+def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
+    """The account's DuckDB file on a 64 MB tmpfs: after a clean first chain, a ballast file takes every
+    free byte and 30 orders change status in the store, so the next sync must write; it fails with the
+    disk's error, the file keeps every committed row, and once the ballast is gone the next tick ends in
+    the state of a run that never failed (every order current, contacts = the profile, none sent twice)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as the DuckDB file's folder needs root")
+    stack, account = slow_stack, "disk_full"
+    disk = stack.db(account).parent
+    disk.mkdir(exist_ok=True)
+    assert not any(disk.iterdir()), f"{disk} is not empty before the mount"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], check=True, timeout=30)
+    try:
+        _switch(stack, account, True)
+        _profiles_done(stack, account, timeout=LOADED)
+        _switch(stack, account, False)
+        _drain(stack, account, LOADED)
+        before = _table_counts(stack.db(account))
+        store = requests.get(f"{stack.vtex_url}/_sim/fixture", timeout=60).json()
+        start = datetime.fromisoformat(stack.start).replace(tzinfo=UTC)
+        in_range = [
+            o
+            for o in store["orders"]
+            if datetime.fromisoformat(o["creationDate"].replace("Z", "+00:00")) >= start
+        ]
+        for o in in_range[:30]:
+            status = "canceled" if o["status"] != "canceled" else "invoiced"
+            _post(f"{stack.vtex_url}/_sim/orders/{o['orderId']}/status", {"status": status})
+        ballast = _fill(disk)
+        full_at = time.time()
+        stack.cli("schedule", "start", f"{account}_raw_sync_every_4h")
+
+        def failed_run():
+            stack.procs.check_alive()
+            for r in _runs(stack, account):
+                if r.create_timestamp.timestamp() > full_at and r.dagster_run.status.value == "FAILURE":
+                    return r
+            return None
+
+        failed = wait(f"{account}: a sync failing on the full disk", failed_run, LOADED, 2)
+        detect = failed.end_time - failed.start_time  # from the run's start: it meets the full disk at once
+        errors = run_errors(stack.instance, failed.dagster_run)
+        stack.cli("schedule", "stop", f"{account}_raw_sync_every_4h")
+        _drain(stack, account, LOADED)
+        assert "No space left on device" in errors, errors
+        after = _table_counts(stack.db(account))  # the file opens; every committed row is there
+        assert after == before, (before, after)
+        ballast.unlink()
+        freed_at = time.time()
+        _switch(stack, account, True)
+        recovered = _synced_after(stack, account, freed_at, LOADED)
+        _finish(
+            stack, account,
+            Row("disk full while writing the DuckDB file (64 MB tmpfs, a ballast file takes the rest)",
+                "ENOSPC on the DuckDB file's filesystem; 30 orders changed status in the store",
+                "run FAILURE: 'IO Error: … No space left on device' (not retried: an asset failure); the "
+                "file opens with every committed row; the next tick after space is freed syncs",
+                round(detect, 1), round(recovered.end_time - freed_at, 1), -1, -1),
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(Exception):
+            _switch(stack, account, False)
+        subprocess.run(["umount", "-l", str(disk)], check=False, timeout=30)
+
+
+@pytest.mark.chaos_slow
+@pytest.mark.parametrize("outage", [0, 60], ids=["restart", "down_60s"])
+def test_postgres_restarted_mid_sync(slow_stack: Stack, postgres_cluster, outage: int) -> None:
+    """`pg_ctl restart -m fast` of the instance's cluster (every connection cut) while a sync runs, or
+    `pg_ctl stop`, a minute down (a host or container restart that takes its time), then `start`. The last
+    rows of the module, as they disturb every process of the stack."""
+    stack, account = slow_stack, f"pg_{'restart' if outage == 0 else 'down'}"
+    _switch(stack, account, True)
+    run = _started_run(stack, account, timeout=LOADED)
+    restarted_at = time.time()
+    if outage:
+        postgres_cluster.stop()
+        time.sleep(outage)
+        postgres_cluster.start()
+    else:
+        postgres_cluster.restart()
+    down = time.time() - restarted_at
+    wait(
+        f"run {run.run_id} to end",
+        lambda: stack.instance.get_run_by_id(run.run_id).is_finished,
+        LOADED,
+        2,
+    )
+    status = _status(stack, run.run_id)
+    if status == "SUCCESS":
+        detect, recovered = 0.0, stack.instance.get_run_record_by_id(run.run_id)
+    else:
+        record = stack.instance.get_run_record_by_id(run.run_id)
+        detect = record.end_time - restarted_at
+        print(run_errors(stack.instance, record.dagster_run))
+        recovered = _synced_after(stack, account, restarted_at, LOADED)
+    stack.procs.check_alive()  # the daemon, the code server and the webserver lived through it
+    _finish(
+        stack, account,
+        Row(f"PostgreSQL {'restarted' if outage == 0 else 'stopped'} mid-sync (pg_ctl "
+            f"{'restart' if outage == 0 else 'stop/start'} -m fast, {down:.0f} s down)",
+            "every connection of the instance cut", f"the run ends {status}", round(detect, 1),
+            round(recovered.end_time - restarted_at, 1), -1, -1),
+    )  # fmt: skip

@@ -48,6 +48,21 @@ def test_wrong_key_is_401_and_never_echoed(icomm: IcommSim, caplog: pytest.LogCa
     assert icomm.stats()["requests"] == 1  # an auth failure is not retried
 
 
+def test_a_key_revoked_mid_export_is_401_at_once(icomm: IcommSim) -> None:
+    """The simulator's /_sim/keys revokes the key at run time (the daemon's fault matrix uses it)."""
+    import requests
+
+    with make_client(icomm.url) as client:
+        assert client.save_multi_contact([contact("a@example.com")])[0].ok
+        requests.post(f"{icomm.url}/_sim/keys", json={"api_keys": []}, timeout=10).raise_for_status()
+        with pytest.raises(IcommAuthError) as info:
+            client.save_multi_contact([contact("b@example.com")])
+        assert info.value.status == 401 and API_KEY not in str(info.value)
+        requests.post(f"{icomm.url}/_sim/keys", json={"api_keys": [API_KEY]}, timeout=10).raise_for_status()
+        assert client.save_multi_contact([contact("b@example.com")])[0].ok
+    assert icomm.counts() == {"a@example.com": 1, "b@example.com": 1}
+
+
 def test_per_contact_errors_are_mapped_by_position(icomm: IcommSim) -> None:
     batch = [contact("ok1@example.com"), contact("not-an-email"), contact("ok2@example.com"), contact("")]
     with make_client(icomm.url) as client:

@@ -491,6 +491,22 @@ def test_storm429_and_admin_unaffected(serve: Callable[..., str], fixture: dict[
     assert requests.post(url + "/_sim/faults", json={"spec": "bogus=1"}, timeout=10).status_code == 400
 
 
+def test_keys_revoked_or_narrowed_at_run_time(serve: Callable[..., str], fixture: dict[str, Any]) -> None:
+    url = serve(fixture)
+    assert get(url, ORDERS, per_page=1).status_code == 200
+    keys = url + "/_sim/keys"
+    requests.post(keys, json={"app_key": KEY, "token": TOKEN, "permissions": ["oms.list_orders"]}, timeout=10)
+    assert get(url, ORDERS, per_page=1).status_code == 200
+    oid = fixture["orders"][-1]["orderId"]
+    r = get(url, f"{ORDERS}/{oid}")
+    assert r.status_code == 403 and "View Order" in r.json()["Message"]
+    requests.post(keys, json={"app_key": KEY, "revoke": True}, timeout=10).raise_for_status()
+    assert get(url, ORDERS, per_page=1).status_code == 401
+    requests.post(keys, json={"app_key": KEY, "token": TOKEN}, timeout=10).raise_for_status()
+    assert get(url, f"{ORDERS}/{oid}").status_code == 200
+    assert requests.post(keys, json={"app_key": KEY}, timeout=10).status_code == 400
+
+
 def test_latency_is_concurrent_and_rate_limit(serve: Callable[..., str], fixture: dict[str, Any]) -> None:
     url = serve(fixture, faults=FaultSpec.parse("latency=0.4"))
     t = time.perf_counter()

@@ -26,6 +26,7 @@ def routes(state: SimState) -> list[Route]:
         Route("/_sim/orders/{orderId}/status", partial(_admin_status, state), methods=["POST"]),
         Route("/_sim/clients", partial(_admin_clients, state), methods=["POST"]),
         Route("/_sim/faults", partial(_admin_faults, state), methods=["POST"]),
+        Route("/_sim/keys", partial(_admin_keys, state), methods=["POST"]),
         Route("/_sim/reset-stats", partial(_admin_reset, state), methods=["POST"]),
         Route("/_sim/clock", partial(_admin_clock, state), methods=["GET", "POST"]),
         Route("/_sim/feeds", partial(_admin_feeds, state), methods=["GET"]),
@@ -100,6 +101,28 @@ async def _admin_faults(state: SimState, req: Request) -> Response:
     except (ValueError, TypeError) as e:
         return md_error(400, str(e))
     return json_response({"spec": state.faults.to_spec()})
+
+
+async def _admin_keys(state: SimState, req: Request) -> Response:
+    """Revoke an app key or change its permissions at run time (a key revoked, a role edited in VTEX
+    Admin). Body: ``{"app_key": K, "token": T, "permissions": [...]}`` sets the key (permissions default
+    to all); ``{"app_key": K, "revoke": true}`` removes it, so its requests answer 401."""
+    data = await req.json()
+    key = data.get("app_key") if isinstance(data, dict) else None
+    if not key:
+        return md_error(400, 'body must be {"app_key": "...", "token": "...", "permissions": [...]}')
+    with state.lock:
+        if data.get("revoke"):
+            state.app_keys.pop(str(key), None)
+        else:
+            if not data.get("token"):
+                return md_error(400, "token is required unless revoke is true")
+            state.app_keys[str(key)] = {
+                "token": str(data["token"]),
+                "permissions": list(data.get("permissions") or ["*"]),
+            }
+        keys = sorted(state.app_keys)
+    return json_response({"app_keys": keys})
 
 
 async def _admin_reset(state: SimState, req: Request) -> Response:
