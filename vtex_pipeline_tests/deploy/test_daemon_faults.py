@@ -451,6 +451,7 @@ def _code_server_restart_row(stack: Stack, account: str, label: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.chaos_slow  # about 6 minutes (heartbeat staleness, then the retry): `make chaos`, not CI
 def test_code_server_killed_and_restarted_mid_sync(fault_stack: Stack) -> None:
     _code_server_restart_row(
         fault_stack, "code_restart", "code server killed and restarted mid-sync (processes, PostgreSQL)"
