@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Release 0.1.0 by its commit, not the tag `v0.1.0`: a clone of `main` alone (CI's) may carry no tags,
 # while every clone of main holds its history.
 OLD_RELEASE = "f5a7801515add357fcc236aeb2e398375d02989d"
+OLD_VERSION = "0.1.0"  # what that wheel reports
 KEY, TOKEN = "vtexappkey-upgrade-LOCAL", "upgrade-T0KEN-not-a-secret"
 ICOMM_KEY, PROFILE = "icomm-upgrade-key", "upgrade-profile"
 
@@ -138,7 +139,7 @@ def test_an_upgrade_keeps_every_row_and_resends_nothing_unchanged(
             [old_release / "python", "-c", "import importlib.metadata as m; print(m.version('vtex-pipeline'))"],
             env=env, cwd=tmp_path, text=True,  # not the checkout: its egg-info is the current version
         ).strip()  # fmt: skip
-        assert old_version == OLD_RELEASE.removeprefix("v")
+        assert old_version == OLD_VERSION
         run(old_release, "vtex-pipeline", "run", "--as-of", day)
         before = _counts(db)
         sent_by_old = _sent(contacts)
