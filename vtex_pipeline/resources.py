@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 
 from vtex_pipeline.config import IntegrationConfig
@@ -66,6 +67,9 @@ def vtex_resource(cfg: IntegrationConfig) -> VtexResource:
     )
 
 
+HELD_FILE_RETRIES = 6
+
+
 class AccountDuckDBResource(DuckDBResource):
     """An account's DuckDB file. A file held by another process fails the step with a message naming
     that process (dagster-duckdb has already retried for a few seconds), not DuckDB's lock error."""
@@ -76,15 +80,30 @@ class AccountDuckDBResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with ExitStack() as stack:
-            try:
-                conn = stack.enter_context(super().get_connection())
-            except duckdb.IOException as exc:
-                message = held_file_message(exc, self.database)
-                if message is None:
-                    raise
-                raise dg.Failure(description=message) from exc
+        # dagster-duckdb's own get_connection retries 10 times (0.1 s doubling: about 100 s) before it
+        # gives up; a file held by a DuckDB CLI or a backup is rarely let go within that, so each step
+        # sat 100 s in silence. Six tries (about 6 s) ride over a brief hold; then the step fails with the
+        # holder's name and the next tick (or run_retries) tries again.
+        try:
+            conn = backoff(
+                fn=duckdb.connect,
+                retry_on=(RuntimeError, duckdb.IOException),
+                kwargs={
+                    "database": self.database,
+                    "read_only": False,
+                    "config": {"custom_user_agent": "dagster", **self.connection_config},
+                },
+                max_retries=HELD_FILE_RETRIES,
+            )
+        except duckdb.IOException as exc:
+            message = held_file_message(exc, self.database)
+            if message is None:
+                raise
+            raise dg.Failure(description=message) from exc
+        try:
             yield conn
+        finally:
+            conn.close()
 
 
 class VolumeDuckDBResource(AccountDuckDBResource):

@@ -501,7 +501,7 @@ def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
                     return r
             return None
 
-        # each of two steps waits ~100 s for the file (dagster-duckdb's retries) before failing
+        # each step tries the file for about 6 s (AccountDuckDBResource), then fails naming the holder
         failed = wait("a run failing on the held file", failed_run, 480, 2)
         detect = failed.end_time - started_at
         errors = run_errors(stack.instance, failed.dagster_run)
