@@ -1,4 +1,5 @@
-"""`vtex-pipeline`: verify credentials, run a complete pass, serve the simulators, run the demo."""
+"""`vtex-pipeline`: verify credentials, run a complete pass, serve the simulators, run the demo. What is
+checked before a run and reported by `verify` lives in readiness.py, `doctor`'s checks in doctor.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from vtex_pipeline.config import ConfigError, IntegrationConfig, load_integrations
 
@@ -64,10 +63,12 @@ def verify(all_: bool, only: str | None) -> None:
         if not integrations:
             names = ", ".join(c.name for c in load_integrations())
             _fail(f"no integration named {only!r} (configured: {names})")
+    from vtex_pipeline.readiness import verify_account
+
     results: list[tuple[str, str | None]] = []
     for cfg in integrations:
         try:  # one account's failure (unreachable, 401, a bug) never stops checking the others
-            why = _verify_one(cfg)
+            why = verify_account(cfg, console, err_console)
         except Exception as exc:  # noqa: BLE001 - reported on the account's line
             why = f"{type(exc).__name__}: {exc}"
         results.append((cfg.name, why))
@@ -78,88 +79,6 @@ def verify(all_: bool, only: str | None) -> None:
         else:
             console.print(f"{name}: FAILED ({why})", highlight=False, markup=False)
     sys.exit(1 if any(why is not None for _, why in results) else 0)
-
-
-def _verify_one(cfg: IntegrationConfig) -> str | None:
-    """Check one account; None when fine, else why not (one line, no secret)."""
-    from vtex_pipeline.vtex.http import VtexClient
-    from vtex_pipeline.vtex.verify import probe_settings, verify_vtex
-
-    if not cfg.vtex_base_url:
-        return "account not set: VTEX_ACCOUNT / account (or VTEX_BASE_URL / base_url)"
-    key, token = os.environ.get(cfg.app_key_env), os.environ.get(cfg.app_token_env)
-    if not key or not token:
-        return f"{cfg.app_key_env} and {cfg.app_token_env} must be set"
-    settings = probe_settings(cfg, timeout=cfg.request_timeout)
-    with VtexClient(settings) as client:
-        report = verify_vtex(client)
-    table = Table(title=f"VTEX permissions — {cfg.name} ({report.base_url})")
-    table.add_column("permission")
-    table.add_column("status")
-    table.add_column("what to grant when missing")
-    if report.auth_error:
-        console.print(table)
-        err_console.print(f"[bold red]not connected:[/] {report.auth_error}")
-        return f"401: VTEX rejected the key or token; check {cfg.app_key_env} / {cfg.app_token_env}"
-    if report.checks and all(c.status is None for c in report.checks):  # no answer at all
-        return f"unreachable: {report.base_url} ({report.checks[0].detail})"
-    for check in report.checks:
-        status = "[green]OK[/]" if check.ok else f"[red]missing[/] ({check.status})"
-        table.add_row(check.permission.label, status, "" if check.ok else check.grant)
-    console.print(table)
-    channels = Table(title="sales channels")
-    channels.add_column("id")
-    channels.add_column("name")
-    for sc_id, name in report.sales_channels:
-        channels.add_row(str(sc_id), name)
-    console.print(channels)
-    problems = []
-    if not report.ok:
-        missing = [c.permission.label for c in report.checks if not c.ok]
-        problems.append("missing permission(s): " + ", ".join(missing) if missing else "incomplete check")
-    if cfg.sales_channels:
-        known = {str(i) for i, _ in report.sales_channels}
-        unknown = [c for c in cfg.sales_channels if c not in known]
-        if unknown and report.sales_channels:
-            err_console.print(
-                f"[red]unknown sales channel id(s) in VTEX_SALES_CHANNELS:[/] {', '.join(unknown)}"
-            )
-            problems.append(f"unknown sales channel id(s) {', '.join(unknown)}")
-    feed = _verify_feed(cfg)
-    if feed:
-        problems.append(feed)
-    if not _verify_icomm(cfg):
-        problems.append("icomm key or profile rejected")
-    return "; ".join(problems) or None
-
-
-def _verify_feed(cfg: IntegrationConfig) -> str | None:
-    """The Orders Feed key, when the feed path is on: a line, and why it fails (None when fine or off)."""
-    from vtex_pipeline.feed.settings import verify_feed
-
-    check = verify_feed(cfg)
-    if check is None:
-        return None
-    if check.ok:
-        console.print(f"[green]Orders Feed key ({cfg.feed_app_key_env}):[/] {check.message}")
-        return None
-    err_console.print(f"[red]Orders Feed key ({cfg.feed_app_key_env}):[/] {check.message}")
-    return f"Orders Feed key: {check.message}"
-
-
-def _verify_icomm(cfg: IntegrationConfig) -> bool:
-    """The icomm key and profile, with a read-only probe; True when fine or not configured."""
-    from vtex_pipeline.icomm.client import verify_icomm
-
-    if cfg.icomm is None:
-        console.print(
-            f"icomm — {cfg.name}: not configured (set ICOMM_API_KEY and ICOMM_PROFILE_KEY to export)"
-        )
-        return True
-    ok, message = verify_icomm(cfg.icomm, os.environ.get(cfg.icomm.api_key_env))
-    mark = "[green]OK[/]" if ok else "[red]failed[/]"
-    console.print(f"icomm — {cfg.name} (profile {cfg.icomm.profile_key}): {mark} {message}")
-    return ok
 
 
 # --------------------------------------------------------------------------------------------- doctor
@@ -283,78 +202,6 @@ def run_pass(integrations: list[IntegrationConfig], as_of: date) -> int:
     return failures
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _preflight(cfg: IntegrationConfig) -> str | None:
-    """Why `run` cannot start, found before anything is written (no DuckDB file, no Dagster run):
-    a locked or unwritable DuckDB file, VTEX unreachable or refusing the key, an unknown sales channel,
-    an icomm key or profile icomm refuses. None when the run can start."""
-    import duckdb
-
-    from vtex_pipeline.vtex.errors import VtexAuthError, VtexError, VtexRequestFailed
-    from vtex_pipeline.vtex.http import VtexClient
-    from vtex_pipeline.vtex.verify import probe_settings
-
-    path = Path(cfg.duckdb_path)
-    if path.exists():
-        try:
-            duckdb.connect(str(path)).close()
-        except duckdb.Error as exc:
-            return f"cannot open DuckDB file {path}: {_first_line(exc)}"
-        if not os.access(path, os.W_OK):
-            return f"DuckDB file {path} is not writable"
-    else:
-        parent = path.absolute().parent
-        while not parent.exists():
-            parent = parent.parent
-        try:  # a real probe: os.access says yes to root even where nothing can be created (/proc)
-            if not parent.is_dir():
-                raise NotADirectoryError(str(parent))
-            tempfile.TemporaryFile(dir=parent).close()
-        except OSError:
-            return f"cannot create DuckDB file {path}: {parent} is not a writable directory"
-    settings = probe_settings(cfg, timeout=min(cfg.request_timeout, 30.0))
-    quiet = logging.getLogger("vtex_pipeline")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # retry warnings would bury the one line that says what is wrong
-    try:
-        with VtexClient(settings) as client:
-            channels = client.get_json("/api/catalog_system/pvt/saleschannel/list", call="preflight")
-    except VtexAuthError:
-        return (
-            f"VTEX account {cfg.account or cfg.vtex_base_url} rejected the app key or token (401): "
-            f"check {cfg.app_key_env} / {cfg.app_token_env}"
-        )
-    except VtexRequestFailed as exc:
-        why = f"HTTP {exc.last_status}" if exc.last_status else (exc.last_error or "").split(":")[0]
-        return f"cannot reach VTEX at {cfg.vtex_base_url} (wrong VTEX_ACCOUNT?): {why}"
-    except VtexError as exc:
-        return f"VTEX at {cfg.vtex_base_url} refused the check: {_first_line(exc)}"
-    finally:
-        quiet.setLevel(level)
-    if cfg.sales_channels:
-        known = {str(c.get("Id")) for c in channels or [] if isinstance(c, dict)}
-        unknown = [c for c in cfg.sales_channels if c not in known]
-        if unknown:
-            return (
-                f"unknown sales channel id(s) in VTEX_SALES_CHANNELS: {', '.join(unknown)} "
-                f"(the account has {', '.join(sorted(known)) or 'none'})"
-            )
-    if cfg.icomm is not None:
-        from vtex_pipeline.icomm.client import verify_icomm
-
-        quiet.setLevel(logging.ERROR)
-        try:
-            ok, message = verify_icomm(cfg.icomm, os.environ.get(cfg.icomm.api_key_env))
-        finally:
-            quiet.setLevel(level)
-        if not ok:
-            return message
-    return None
-
-
 @main.command()
 @click.option(
     "--as-of",
@@ -376,11 +223,13 @@ def run(as_of: datetime) -> None:
         for var in needed:
             if not os.environ.get(var):
                 _fail(f"{cfg.name}: {var} is not set")
+    from vtex_pipeline.readiness import preflight
+
     # An integration that cannot start is reported in one line and skipped, before anything of it is
     # written; the others still run.
     ready, failures = [], 0
     for cfg in integrations:
-        problem = _preflight(cfg)
+        problem = preflight(cfg)
         if problem:
             failures += 1
             err_console.print(

@@ -6,14 +6,11 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-
-import duckdb
 
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.instance import PLANNED_EVENTS_ENV, describe_storage
+from vtex_pipeline.readiness import first_line, probe_duckdb_file
 
 # Every data file the pipeline reads at run time, relative to the package.
 PACKAGE_FILES = (
@@ -42,8 +39,7 @@ def check_instance(
             Check("instance storage", True, f"{describe_storage(instance)} at {instance.root_directory}")
         )
     except Exception as exc:  # any storage error: the message names the database
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return [Check("instance storage", False, f"cannot read runs: {first}")]
+        return [Check("instance storage", False, f"cannot read runs: {first_line(exc)}")]
     default = instance.get_concurrency_config().pool_config.default_pool_limit
     for pool in pools:
         effective = default
@@ -93,34 +89,24 @@ def check_instance(
 
 def check_duckdb(cfg: IntegrationConfig) -> list[Check]:
     """The file opens for writing (no other process holds it) and its disk can hold a second copy."""
-    path = Path(cfg.duckdb_path)
-    name = f"{cfg.name}: DuckDB file"
-    checks = []
-    if path.exists():
-        try:
-            duckdb.connect(str(path)).close()
-            checks.append(Check(name, True, f"{path} opens for writing"))
-        except duckdb.Error as exc:
-            text = str(exc)
-            pid = re.search(r"PID (\d+)", text)
-            why = f"locked by process {pid.group(1)}" if pid else text.splitlines()[0]
-            checks.append(Check(name, False, f"{path}: {why}"))
+    probe = probe_duckdb_file(cfg.duckdb_path)
+    path, name = probe.path, f"{cfg.name}: DuckDB file"
+    if probe.open_error is not None:
+        pid = re.search(r"PID (\d+)", str(probe.open_error))
+        why = f"locked by process {pid.group(1)}" if pid else first_line(probe.open_error)
+        checks = [Check(name, False, f"{path}: {why}")]
+    elif probe.create_error is not None:
+        why = f"{probe.create_error.strerror} in {probe.folder}"
+        checks = [Check(name, False, f"cannot create {path}: {why}")]
+    elif probe.exists:
+        checks = [Check(name, True, f"{path} opens for writing")]
+    else:
+        checks = [Check(name, True, f"{path} will be created ({probe.folder} is writable)")]
+    size = 0
+    if probe.exists:
         wal = path.with_name(path.name + ".wal")
         size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    else:
-        parent = path.parent
-        while not parent.exists():
-            parent = parent.parent
-        try:
-            tempfile.TemporaryFile(dir=parent).close()
-            checks.append(Check(name, True, f"{path} will be created ({parent} is writable)"))
-        except OSError as exc:
-            checks.append(Check(name, False, f"cannot create {path}: {exc.strerror} in {parent}"))
-        size = 0
-    probe = path if path.exists() else path.parent
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = shutil.disk_usage(probe.folder or path).free
     checks.append(
         Check(
             f"{cfg.name}: disk space",
