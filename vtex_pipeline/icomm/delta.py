@@ -42,6 +42,7 @@ from vtex_pipeline.icomm.fields import (
     sql_list_join_expr,
 )
 from vtex_pipeline.warehouse.schema import apply_schema
+from vtex_pipeline.warehouse.sql_files import read_sql
 
 PROFILE_TABLE = "customer_profile"
 PLAN_TABLE = "_icomm_plan"
@@ -50,29 +51,12 @@ ACTIONS = ("new", "changed", "retry", "unchanged", "skipped_no_email", "skipped_
 ALIAS_DOMAIN = "ct.vtex.com.br"
 EMAIL_PATTERN = r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+"
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS icomm_sent (
-    email       VARCHAR PRIMARY KEY,
-    customer_id VARCHAR,
-    hash        VARCHAR NOT NULL,
-    sent_at     TIMESTAMPTZ NOT NULL,
-    as_of       DATE
-);
-CREATE TABLE IF NOT EXISTS icomm_dead_letter (
-    email           VARCHAR PRIMARY KEY,
-    customer_id     VARCHAR,
-    payload         JSON,
-    error           VARCHAR,
-    attempts        INTEGER NOT NULL,
-    first_failed_at TIMESTAMPTZ NOT NULL,
-    last_failed_at  TIMESTAMPTZ NOT NULL
-);
-"""
+SCHEMA_SQL = "icomm/create_icomm_tables.sql"
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the sink's state tables, or add the columns an older file lacks (idempotent)."""
-    apply_schema(conn, SCHEMA_SQL)
+    apply_schema(conn, read_sql(SCHEMA_SQL))
 
 
 def deliverable_sql(expr: str) -> str:

@@ -2,7 +2,9 @@
 
 After every batch, in one transaction: contacts icomm accepted go to `icomm_sent` (and leave the dead
 letter), contacts it refused go to `icomm_dead_letter` with the error. A crash mid-export therefore loses
-nothing and re-sends nothing icomm already confirmed. A batch that fails as a whole after the client's
+nothing and re-sends nothing icomm already confirmed. The batch in flight is written to `icomm_in_flight`
+before its request: if the process dies while icomm has it, the next export asks icomm which of those
+contacts it already holds with the values sent and records them instead of sending them again. A batch that fails as a whole after the client's
 retries dead-letters its contacts and the export goes on; after `max_failed_batches` such batches in a
 row icomm is taken to be down and the rest waits for the next run (it is still planned then).
 """
@@ -47,6 +49,8 @@ class ExportReport:
     failed: int = 0
     failed_batches: int = 0
     not_attempted: int = 0
+    in_flight_confirmed: int = 0
+    in_flight_resent: int = 0
     batches: int = 0
     dead_letter: int = 0
     requests: int = 0
@@ -93,6 +97,7 @@ def _record_batch(
             bad_rows.append({**row, "error": reason[:1000]})
     conn.execute("BEGIN TRANSACTION")
     try:
+        conn.execute("DELETE FROM icomm_in_flight")
         if ok_rows:
             conn.register(
                 "_icomm_ok",
@@ -141,6 +146,88 @@ def _record_batch(
     return len(ok_rows), len(bad_rows)
 
 
+def _journal(conn: duckdb.DuckDBPyConnection, batch: list[dict[str, Any]], profile_key: str) -> None:
+    """Write the batch about to be sent to `icomm_in_flight` (replacing any other), in one transaction."""
+    conn.register(
+        "_icomm_flight",
+        pa.table(
+            {
+                "email": [r["email"] for r in batch],
+                "customer_id": [r["customer_id"] for r in batch],
+                "hash": [r["hash"] for r in batch],
+                "as_of": pa.array([r["as_of"] for r in batch], type=pa.date32()),
+                "payload": [json.dumps(r["contact"], ensure_ascii=False) for r in batch],
+            }
+        ),
+    )
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("DELETE FROM icomm_in_flight")
+        conn.execute(
+            """INSERT INTO icomm_in_flight
+               SELECT email, customer_id, hash, as_of, ?, payload, ? FROM _icomm_flight""",
+            [profile_key, _now()],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("_icomm_flight")
+
+
+def _held_by_icomm(client: IcommClient, contact: dict[str, Any]) -> bool:
+    """Whether icomm holds `contact` with every field value it was sent (icomm updates only the fields
+    a request names, so the others do not matter)."""
+    stored = client.list_full(str(contact.get("Email", "")))
+    if not stored:
+        return False
+    values = {
+        f.get("Key"): f.get("Value") for f in stored[0].get("CustomFields") or [] if isinstance(f, dict)
+    }
+    return all(values.get(f["Key"]) == f["Value"] for f in contact.get("CustomFields") or [])
+
+
+def reconcile_in_flight(
+    conn: duckdb.DuckDBPyConnection, client: IcommClient, profile_key: str, report: ExportReport
+) -> None:
+    """Settle a batch an earlier export left in flight (its process died waiting for icomm's answer):
+    the contacts icomm already holds with the values sent are recorded as sent; the others are left to
+    the plan, which sends them (they are not in `icomm_sent` with that hash). One ListFull per contact,
+    only after such a death; if icomm cannot answer, everything is sent again (at least once, as before)."""
+    rows = conn.execute(
+        "SELECT email, customer_id, hash, as_of, profile_key, payload FROM icomm_in_flight"
+    ).fetchall()
+    if not rows:
+        return
+    batch = [
+        {"email": e, "customer_id": c, "hash": h, "as_of": a, "contact": json.loads(p)}
+        for e, c, h, a, k, p in rows
+        if k == profile_key
+    ]
+    held: list[dict[str, Any]] = []
+    try:
+        held = [r for r in batch if _held_by_icomm(client, r["contact"])]
+    except IcommAuthError:
+        raise
+    except IcommError as exc:
+        log.warning(
+            "icomm: cannot check the batch left in flight (%s); its contacts are sent again",
+            client.scrub(str(exc)),
+        )
+        held = []
+    results = [ContactResult(r["email"], True, 1, "held by icomm (checked with ListFull)") for r in held]
+    _record_batch(conn, held, results, None)  # also empties icomm_in_flight
+    report.in_flight_confirmed, report.in_flight_resent = len(held), len(rows) - len(held)
+    log.warning(
+        "icomm: the last export died with a batch of %d contacts in flight; icomm already held %d of them "
+        "with the values sent (recorded, not sent again); %d are sent again",
+        len(rows),
+        len(held),
+        len(rows) - len(held),
+    )
+
+
 def _write_dry_run(
     plan: ExportPlan, conn: duckdb.DuckDBPyConnection, settings: IcommSettings, out: Path
 ) -> int:
@@ -172,18 +259,18 @@ def run_export(
     ensure_tables(conn)
     if not settings.export_days_since:
         mapping = mapping.without_days_since()
+    report = ExportReport(dry_run=dry_run)
+    if not dry_run and client is not None:
+        reconcile_in_flight(conn, client, settings.profile_key, report)
     plan = plan_export(conn, mapping, profile_key=settings.profile_key, table=table)
     c = plan.counts
-    report = ExportReport(
-        new=c["new"],
-        changed=c["changed"],
-        retried_dead_letter=plan.dead_letter_replanned,
-        unchanged=c["unchanged"],
-        skipped_no_email=c["skipped_no_email"],
-        skipped_duplicate_email=c["skipped_duplicate_email"],
-        planned=plan.to_send,
-        dry_run=dry_run,
+    report.new, report.changed, report.unchanged = c["new"], c["changed"], c["unchanged"]
+    report.retried_dead_letter = plan.dead_letter_replanned
+    report.skipped_no_email, report.skipped_duplicate_email = (
+        c["skipped_no_email"],
+        c["skipped_duplicate_email"],
     )
+    report.planned = plan.to_send
     log.info(
         "icomm export plan: %d to send (%d new, %d changed, %d dead-letter retries), %d unchanged, "
         "%d without a deliverable e-mail",
@@ -218,6 +305,7 @@ def run_export(
             # a safe point for a cancel: a batch icomm accepted is recorded before the run stops, so the
             # next run does not send it again
             with deferred_interrupts():
+                _journal(conn, batch, settings.profile_key)
                 try:
                     results: list[ContactResult] | None = client.save_multi_contact(
                         [r["contact"] for r in batch]

@@ -380,8 +380,7 @@ def test_image_runs_schedule_sensor_and_export_in_containers(
 
 @pytest.mark.skipif(
     os.environ.get(FAULTS_ENV) != "1",
-    reason=f"fault rows, 7 minutes each; `kill` fails until the run launcher's worker health check lands (a "
-    f"run whose code container is SIGKILLed stays STARTED): set {FAULTS_ENV}=1 to run them",
+    reason=f"fault rows, 7 to 8 minutes each (docs/operations.md has their figures): set {FAULTS_ENV}=1 to run them",
 )
 @pytest.mark.parametrize("how", ["stop", "kill"])
 def test_code_container_restarted_mid_sync(

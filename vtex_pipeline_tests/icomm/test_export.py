@@ -187,6 +187,67 @@ def test_a_crash_mid_export_loses_and_resends_nothing(db: duckdb.DuckDBPyConnect
     assert set(icomm.counts().values()) == {1} and len(icomm.counts()) == 10
 
 
+def _die_on_batch(client: Any, n: int, *, after_icomm_applied: bool) -> None:
+    """The process dies on batch `n`: after icomm applied it (the answer never read), or before."""
+
+    class Death(BaseException):  # not an Exception: nothing in the export may catch it
+        pass
+
+    real, calls = client.save_multi_contact, {"n": 0}
+
+    def dying(contacts: list) -> list:
+        calls["n"] += 1
+        if calls["n"] == n:
+            if after_icomm_applied:
+                real(contacts)
+            raise Death("worker killed")
+        return real(contacts)
+
+    client.save_multi_contact = dying
+    return Death
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["icomm_had_applied_it", "icomm_never_got_it"])
+def test_a_death_with_a_batch_in_flight_sends_each_contact_once(
+    db: duckdb.DuckDBPyConnection, icomm: IcommSim, applied: bool
+) -> None:
+    """icomm has no idempotency key: the batch in flight is journaled before its request, and the next
+    export asks icomm (ListFull) which of its contacts it already holds with the values sent."""
+    insert_profiles(db, [profile_row(i) for i in range(10)])
+    with make_client(icomm.url) as client:
+        death = _die_on_batch(client, 2, after_icomm_applied=applied)
+        with pytest.raises(death):
+            run_export(db, client, MAPPING, make_settings(icomm.url, batch_size=3))
+    flight = {r[0] for r in db.execute("SELECT email FROM icomm_in_flight").fetchall()}
+    assert len(flight) == 3 and len(sent_table(db)) == 3
+    rest = export(db, icomm, batch_size=3)
+    assert (rest.in_flight_confirmed, rest.in_flight_resent) == ((3, 0) if applied else (0, 3))
+    assert rest.sent == (4 if applied else 7)
+    assert db.execute("SELECT count(*) FROM icomm_in_flight").fetchone()[0] == 0
+    assert len(sent_table(db)) == 10
+    assert set(icomm.counts().values()) == {1} and len(icomm.counts()) == 10  # nobody sent twice
+    assert export(db, icomm, batch_size=3).sent == 0
+
+
+def test_a_contact_in_flight_that_icomm_holds_with_other_values_is_sent_again(
+    db: duckdb.DuckDBPyConnection, icomm: IcommSim
+) -> None:
+    insert_profiles(db, [profile_row(i) for i in range(3)])
+    with make_client(icomm.url) as client:
+        death = _die_on_batch(client, 1, after_icomm_applied=False)
+        with pytest.raises(death):
+            run_export(db, client, MAPPING, make_settings(icomm.url, batch_size=3))
+        # an older version of one contact is in icomm (say, from another tool): not what was in flight
+        payload = json.loads(
+            db.execute("SELECT payload FROM icomm_in_flight WHERE email = 'buyer1@example.com'").fetchone()[0]
+        )
+        older = {**payload, "CustomFields": [{**f, "Value": "x"} for f in payload["CustomFields"]]}
+        client.save_multi_contact([older])
+    rest = export(db, icomm, batch_size=3)
+    assert (rest.in_flight_confirmed, rest.in_flight_resent, rest.sent) == (0, 3, 3)
+    assert icomm.contacts()["buyer1@example.com"] == {f["Key"]: f["Value"] for f in payload["CustomFields"]}
+
+
 def test_wrong_key_aborts_and_records_nothing(db: duckdb.DuckDBPyConnection, icomm: IcommSim) -> None:
     insert_profiles(db, [profile_row(i) for i in range(3)])
     with pytest.raises(IcommAuthError):
