@@ -552,7 +552,7 @@ def test_code_server_killed_and_restarted_mid_sync_on_the_local_sqlite_instance(
 
 SLOW_ROWS = (
     "daemon_restart", "export_kill", "profile_kill", "cancel_export", "vtex_401", "vtex_403",
-    "icomm_401", "disk_full", "pg_restart", "pg_down",
+    "icomm_401", "disk_full", "held_mid_run", "pg_restart", "pg_down",
 )  # fmt: skip
 
 
@@ -962,6 +962,64 @@ def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
         with contextlib.suppress(Exception):
             _switch(stack, account, False)
         subprocess.run(["umount", "-l", str(disk)], check=False, timeout=30)
+
+
+@pytest.mark.chaos_slow
+def test_duckdb_file_taken_by_another_process_while_a_run_runs(slow_stack: Stack) -> None:
+    """A process (a DuckDB CLI, a BI tool, a backup) takes the file between two writes of a running
+    sync: the step that next opens it tries for about 6 s, then fails naming the holder; the chunks
+    committed before stay, and the next tick after the holder lets go syncs the rest."""
+    stack, account = slow_stack, "held_mid_run"
+    db = stack.db(account)
+    _switch(stack, account, True)
+
+    def first_step_done():
+        stack.procs.check_alive()
+        for record in _runs(stack, account):
+            run = record.dagster_run
+            done = [
+                e for e in stack.instance.all_logs(run.run_id)
+                if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"
+            ]  # fmt: skip
+            if done and not run.is_finished:
+                return run
+        return None
+
+    run = wait(f"{account}: a sync run past its first step", first_step_done, LOADED, 0.2)
+    # polls for the lock, so it takes the file in the first gap between two of the run's connections
+    grab = (
+        "import duckdb, sys, time\n"
+        "while True:\n"
+        "    try:\n"
+        f"        c = duckdb.connect({str(db)!r}); break\n"
+        "    except duckdb.Error:\n"
+        "        time.sleep(0.01)\n"
+        "print('held', flush=True); time.sleep(3600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", grab], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        taken_at = time.time()
+        assert not stack.instance.get_run_by_id(run.run_id).is_finished, (
+            "the run ended before the file was taken"
+        )
+        _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
+        detect = time.time() - taken_at
+        errors = run_errors(stack.instance, stack.instance.get_run_by_id(run.run_id))
+        assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors
+    finally:
+        holder.kill()
+        holder.wait()
+    released_at = time.time()
+    recovered = _synced_after(stack, account, released_at, LOADED)
+    _finish(
+        stack, account,
+        Row("DuckDB file taken by another process while a sync runs", "a process polls for the file's "
+            "lock and holds it from the first gap between two of the run's connections",
+            "run FAILURE: 'DuckDB file ... is held by another process: <program> (PID n)'; the chunks "
+            "committed before stay; the next tick after it lets go syncs the rest", round(detect, 1),
+            round(recovered.end_time - released_at, 1), -1, -1),
+    )  # fmt: skip
 
 
 @pytest.mark.chaos_slow
