@@ -76,6 +76,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _planned_rows(rows: list[dict[str, Any]], *, payload: bool = False) -> pa.Table:
+    """Plan rows as an Arrow table to register: e-mail, customer, hash, as_of (and the contact's JSON)."""
+    columns: dict[str, Any] = {
+        "email": [r["email"] for r in rows],
+        "customer_id": [r["customer_id"] for r in rows],
+        "hash": [r["hash"] for r in rows],
+        "as_of": pa.array([r["as_of"] for r in rows], type=pa.date32()),
+    }
+    if payload:
+        columns["payload"] = [json.dumps(r["contact"], ensure_ascii=False) for r in rows]
+    return pa.table(columns)
+
+
 def _record_batch(
     conn: duckdb.DuckDBPyConnection,
     batch: list[dict[str, Any]],
@@ -99,17 +112,7 @@ def _record_batch(
     try:
         conn.execute("DELETE FROM icomm_in_flight")
         if ok_rows:
-            conn.register(
-                "_icomm_ok",
-                pa.table(
-                    {
-                        "email": [r["email"] for r in ok_rows],
-                        "customer_id": [r["customer_id"] for r in ok_rows],
-                        "hash": [r["hash"] for r in ok_rows],
-                        "as_of": pa.array([r["as_of"] for r in ok_rows], type=pa.date32()),
-                    }
-                ),
-            )
+            conn.register("_icomm_ok", _planned_rows(ok_rows))
             conn.execute(
                 """INSERT INTO icomm_sent SELECT email, customer_id, hash, ?, as_of FROM _icomm_ok
                    ON CONFLICT (email) DO UPDATE SET customer_id = excluded.customer_id, hash = excluded.hash,
@@ -148,18 +151,7 @@ def _record_batch(
 
 def _journal(conn: duckdb.DuckDBPyConnection, batch: list[dict[str, Any]], profile_key: str) -> None:
     """Write the batch about to be sent to `icomm_in_flight` (replacing any other), in one transaction."""
-    conn.register(
-        "_icomm_flight",
-        pa.table(
-            {
-                "email": [r["email"] for r in batch],
-                "customer_id": [r["customer_id"] for r in batch],
-                "hash": [r["hash"] for r in batch],
-                "as_of": pa.array([r["as_of"] for r in batch], type=pa.date32()),
-                "payload": [json.dumps(r["contact"], ensure_ascii=False) for r in batch],
-            }
-        ),
-    )
+    conn.register("_icomm_flight", _planned_rows(batch, payload=True))
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute("DELETE FROM icomm_in_flight")

@@ -20,6 +20,7 @@ from functools import cache
 import duckdb
 
 _CREATE = re.compile(r"^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", re.I)
+_LEADING_COMMENTS = re.compile(r"^(?:\s*--[^\n]*(?:\n|$))+")
 Column = tuple[str, str, str | None]  # name, type, default
 
 
@@ -72,9 +73,10 @@ def apply_schema(conn: duckdb.DuckDBPyConnection, sql: str) -> dict[str, list[st
     stored = _stored(conn)
     added: dict[str, list[str]] = {}
     for stmt in duckdb.extract_statements(sql):
-        m = _CREATE.match(stmt.query)
+        query = _LEADING_COMMENTS.sub("", stmt.query)  # a file's comments stay with the statement after them
+        m = _CREATE.match(query)
         if m is None:
             conn.execute(stmt)
-        elif cols := create_or_extend(conn, stmt.query, stored):
+        elif cols := create_or_extend(conn, query, stored):
             added[m.group(1)] = cols
     return added

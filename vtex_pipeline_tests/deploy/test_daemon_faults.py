@@ -483,6 +483,18 @@ def test_cancel_from_the_ui_mid_sync(fault_stack: Stack) -> None:
     )  # fmt: skip
 
 
+def _assert_names_the_holder(stack: Stack, run: Any, holder: subprocess.Popen) -> None:
+    errors = run_errors(stack.instance, run)
+    assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors
+
+
+def _let_go(holder: subprocess.Popen) -> float:
+    """End the process holding the file; returns when it let go (epoch)."""
+    holder.kill()
+    holder.wait()
+    return time.time()
+
+
 def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
     stack, account = fault_stack, "held_file"
     db = stack.db(account)
@@ -504,12 +516,9 @@ def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
         # each step tries the file for about 6 s (AccountDuckDBResource), then fails naming the holder
         failed = wait("a run failing on the held file", failed_run, 480, 2)
         detect = failed.end_time - started_at
-        errors = run_errors(stack.instance, failed.dagster_run)
-        assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors
+        _assert_names_the_holder(stack, failed.dagster_run, holder)
     finally:
-        holder.kill()
-        holder.wait()
-    released_at = time.time()
+        released_at = _let_go(holder)
     recovered = _synced_after(stack, account, released_at, FIVE_MINUTES)
     _finish(
         stack, account,
@@ -1005,12 +1014,9 @@ def test_duckdb_file_taken_by_another_process_while_a_run_runs(slow_stack: Stack
         )
         _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
         detect = time.time() - taken_at
-        errors = run_errors(stack.instance, stack.instance.get_run_by_id(run.run_id))
-        assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors
+        _assert_names_the_holder(stack, stack.instance.get_run_by_id(run.run_id), holder)
     finally:
-        holder.kill()
-        holder.wait()
-    released_at = time.time()
+        released_at = _let_go(holder)
     recovered = _synced_after(stack, account, released_at, LOADED)
     _finish(
         stack, account,
