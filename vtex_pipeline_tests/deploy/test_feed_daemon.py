@@ -84,6 +84,16 @@ def test_a_checkout_and_its_cancellation_reach_icomm_within_two_minutes(postgres
         os.environ.update(pg_env)
         try:
             with dg.DagsterInstance.from_config(str(stack.home)) as instance:
+                # the contact reaches icomm inside the batch's step: the run records its end a moment later
+                wait(
+                    "the feed batch runs to end",
+                    lambda: all(
+                        r.dagster_run.is_finished
+                        for r in instance.get_run_records(dg.RunsFilter(job_name=FEED_JOB))
+                    ),
+                    120,
+                    1,
+                )
                 runs = instance.get_run_records(dg.RunsFilter(job_name=FEED_JOB))
                 assert runs and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
                 assert len(runs) <= 6, "one batch per tick with events, not one per event"
