@@ -187,8 +187,9 @@ def test_a_crash_mid_export_loses_and_resends_nothing(db: duckdb.DuckDBPyConnect
     assert set(icomm.counts().values()) == {1} and len(icomm.counts()) == 10
 
 
-def _die_on_batch(client: Any, n: int, *, after_icomm_applied: bool) -> None:
-    """The process dies on batch `n`: after icomm applied it (the answer never read), or before."""
+def _die_on_batch(client: Any, n: int, *, after_icomm_applied: bool) -> type[BaseException]:
+    """The process dies on batch `n`: after icomm applied it (the answer never read), or before.
+    Returns the exception type the death raises."""
 
     class Death(BaseException):  # not an Exception: nothing in the export may catch it
         pass
