@@ -28,6 +28,7 @@ from vtex_pipeline.profile.compute import (
 )
 from vtex_pipeline.profile.models import MODELS, run_sql_file
 from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.connection import transaction
 
 STAGING = tuple(m.name for m in MODELS if not m.per_day)
 DASH_STEPS = (
@@ -196,16 +197,11 @@ def compute_kpis(
             "integration": cfg.name,
         }
         _prediction_source(conn)
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             for rel in DASH_STEPS:
                 t0 = time.perf_counter()
                 run_sql_file(conn, rel, params)
                 steps[rel] = round(time.perf_counter() - t0, 3)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in DASH_TABLES}
     finally:
         for t in SCRATCH_TABLES:

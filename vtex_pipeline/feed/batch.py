@@ -26,6 +26,7 @@ from vtex_pipeline.vtex.errors import RecordError
 from vtex_pipeline.vtex.http import VtexClient
 from vtex_pipeline.vtex.masterdata import find_customer_by_user_id
 from vtex_pipeline.vtex.records import customer_row
+from vtex_pipeline.warehouse.connection import transaction
 from vtex_pipeline.warehouse.raw_loads import as_json, record_rejections, upsert_by_id, upsert_orders
 from vtex_pipeline.warehouse.schema import apply_schema
 from vtex_pipeline.warehouse.sql_files import read_sql
@@ -69,8 +70,7 @@ def processed_upto(conn: duckdb.DuckDBPyConnection) -> int:
 
 def set_processed_upto(conn: duckdb.DuckDBPyConnection, upto: int, report: BatchReport, run_id: str) -> None:
     """Move the watermark and log the batch (one transaction): the last step of a batch."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM feed_state")
         conn.execute("INSERT INTO feed_state VALUES (?, now())", [upto])
         conn.execute(
@@ -78,10 +78,6 @@ def set_processed_upto(conn: duckdb.DuckDBPyConnection, upto: int, report: Batch
             [run_id, upto, report.events, report.orders, report.customers_fetched,
              report.customers_recomputed, report.reference_as_of, report.skipped_reason],
         )  # fmt: skip
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def dedupe_events(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

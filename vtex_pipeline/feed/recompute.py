@@ -22,6 +22,7 @@ from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.profile.compute import RESULT_TABLE, compute_profile, drop_intermediates
 from vtex_pipeline.profile.reference import Reference
 from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.connection import transaction
 from vtex_pipeline.warehouse.sql_files import read_sql
 
 SCRATCH = "feed_scratch"
@@ -90,8 +91,7 @@ def recompute_customers(
         out.seconds["profile"] = round(time.perf_counter() - t0, 3)
         out.seconds["profile_steps"] = stats["steps"]  # type: ignore[assignment]
         t0 = time.perf_counter()
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(
                 "DELETE FROM main.customer_profile WHERE customer_id IN (SELECT customer_id FROM feed_customers)"
             )
@@ -100,10 +100,6 @@ def recompute_customers(
                     SELECT * FROM temp.{RESULT_TABLE}
                     WHERE customer_id IN (SELECT customer_id FROM feed_customers)"""
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         out.customers = [
             r[0]
             for r in conn.execute(

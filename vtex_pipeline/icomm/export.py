@@ -28,6 +28,7 @@ from vtex_pipeline.icomm.fields import FieldMapping
 from vtex_pipeline.icomm.settings import IcommSettings
 from vtex_pipeline.interrupts import deferred_interrupts
 from vtex_pipeline.paths import resolve_path
+from vtex_pipeline.warehouse.connection import transaction
 
 log = logging.getLogger("vtex_pipeline.icomm")
 
@@ -108,8 +109,7 @@ def _record_batch(
                 f"StatusCode {result.status_code}: {result.message}" if result else "no result"
             )
             bad_rows.append({**row, "error": reason[:1000]})
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM icomm_in_flight")
         if ok_rows:
             conn.register("_icomm_ok", _planned_rows(ok_rows))
@@ -142,28 +142,20 @@ def _record_batch(
                 [now, now],
             )
             conn.unregister("_icomm_bad")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return len(ok_rows), len(bad_rows)
 
 
 def _journal(conn: duckdb.DuckDBPyConnection, batch: list[dict[str, Any]], profile_key: str) -> None:
     """Write the batch about to be sent to `icomm_in_flight` (replacing any other), in one transaction."""
     conn.register("_icomm_flight", _planned_rows(batch, payload=True))
-    conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute("DELETE FROM icomm_in_flight")
-        conn.execute(
-            """INSERT INTO icomm_in_flight
-               SELECT email, customer_id, hash, as_of, ?, payload, ? FROM _icomm_flight""",
-            [profile_key, _now()],
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            conn.execute("DELETE FROM icomm_in_flight")
+            conn.execute(
+                """INSERT INTO icomm_in_flight
+                   SELECT email, customer_id, hash, as_of, ?, payload, ? FROM _icomm_flight""",
+                [profile_key, _now()],
+            )
     finally:
         conn.unregister("_icomm_flight")
 

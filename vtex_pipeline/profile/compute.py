@@ -33,6 +33,7 @@ from vtex_pipeline.profile.models import (
 )
 from vtex_pipeline.profile.reference import Reference, build_fixed_rfm
 from vtex_pipeline.profile.settings import ProfileSettings
+from vtex_pipeline.warehouse.connection import transaction
 from vtex_pipeline.warehouse.schema import create_or_extend
 from vtex_pipeline.warehouse.sql_files import read_sql, sql_dir
 
@@ -198,8 +199,7 @@ def _write_results(
     """Materialize the mart once: straight into `customer_profile` when D is the newest date (else into
     the scratch `profile_result`), then history for D (delete then insert) and the run log.
     One transaction: readers see the old or the new profile, never a half-written one."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         create_or_extend(
             conn,
             """CREATE TABLE IF NOT EXISTS customer_profile_runs (
@@ -256,10 +256,6 @@ def _write_results(
                 json.dumps(stats["parameters"], default=str),
             ],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return write_latest
 
 

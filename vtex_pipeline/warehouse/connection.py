@@ -17,6 +17,19 @@ class WarehouseError(RuntimeError):
     """The DuckDB file cannot be opened or written."""
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB transaction around the block: committed at its end, rolled back when it raises
+    (a cancel or KeyboardInterrupt included), so readers see all of its writes or none."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def prepare(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Session settings every connection needs, then the raw schema (idempotent; a file from an older
     release gains the raw columns added since, its rows kept)."""

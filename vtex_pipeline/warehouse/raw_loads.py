@@ -13,6 +13,8 @@ from typing import Any
 
 import duckdb
 
+from vtex_pipeline.warehouse.connection import transaction
+
 # Loads pass their rows to DuckDB as typed list parameters (`unnest(?::TYPE[])`), not as registered
 # Arrow tables: the first Python object registered in a process makes DuckDB import pandas (~0.4 s of
 # CPU), which was most of the work of a 4-hourly load of a few hundred orders, paid again by every run's
@@ -75,8 +77,7 @@ def upsert_orders(
     gone from a re-synced window disappears, while history older than the horizon, which VTEX no longer
     serves, is kept.
     """
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         _ids_table(conn, "_order_ids", (o["order_id"] for o in orders))
         deleted_window = 0
         if replace_partitions is not None:
@@ -113,10 +114,6 @@ def upsert_orders(
         _drop(conn, "_order_ids")
         n_orders = insert_rows(conn, "raw_orders", orders)
         n_items = insert_rows(conn, "raw_order_items", items)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return {
         "orders_written": n_orders,
         "items_written": n_items,
@@ -133,8 +130,7 @@ def upsert_by_id(
         return {"written": 0, "replaced": 0}
     # Last occurrence wins when the source repeats a record (e.g. the same document on two pages).
     unique = list({r[key]: r for r in rows}.values())
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         _ids_table(conn, "_upsert_ids", (r[key] for r in unique))
         replaced = conn.execute(
             f"SELECT count(*) FROM {table} WHERE {key} IN (SELECT id FROM _upsert_ids)"
@@ -142,23 +138,14 @@ def upsert_by_id(
         conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT id FROM _upsert_ids)")
         _drop(conn, "_upsert_ids")
         written = insert_rows(conn, table, unique)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return {"written": written, "replaced": int(replaced)}
 
 
 def replace_table(conn: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]]) -> int:
     """Swap the whole content of a small reference table (category tree, brands, sales channels)."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"DELETE FROM {table}")
         n = insert_rows(conn, table, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return n
 
 
