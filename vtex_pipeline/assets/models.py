@@ -3,7 +3,7 @@ checks. The factory is the whole mechanism: the asset runs `sql/<layer>/<name>.s
 `<name>` and reports its row count, column schema (descriptions from docs/attributes.md) and as_of.
 
 Staging assets are unpartitioned (built once per sync, shared by the profile, the dashboard and the
-checks); intermediate assets are partitioned by the as-of day D like `customer_profile`. A run over a
+checks; the daily job keeps a staging table that is current, see `build_staging`); intermediate assets are partitioned by the as-of day D like `customer_profile`. A run over a
 range of days builds the newest day into the tables: `customer_profile` rebuilds the older days' history
 from TEMP copies (see `assets/profile.py`).
 """
@@ -18,7 +18,7 @@ from vtex_pipeline.assets.metadata import model_metadata
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import daily_partitions
 from vtex_pipeline.profile.compute import WINDOWS, build_model, sql_parameters
-from vtex_pipeline.profile.models import MODELS, Model
+from vtex_pipeline.profile.models import MODELS, Model, build_staging
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import prepare
 
@@ -59,8 +59,15 @@ def _model_asset(cfg: IntegrationConfig, base: ProfileSettings, model: Model) ->
         as_of = max(date.fromisoformat(k) for k in context.partition_keys) if model.per_day else None
         with getattr(context.resources, duck_key).get_connection() as conn:
             prepare(conn)
-            build_model(conn, model.name, settings, sql_parameters(cfg, settings, as_of))
+            params = sql_parameters(cfg, settings, as_of)
+            if model.per_day:
+                build_model(conn, model.name, settings, params)
+                rebuilt = None
+            elif not (rebuilt := build_staging(conn, model.name, params)):
+                context.log.info(f"{model.name} is current (same SQL, parameters and raw tables): kept")
             meta = model_metadata(conn, model.name, lean=model.view)
+        if rebuilt is not None:
+            meta["rebuilt"] = rebuilt
         if as_of is not None:
             meta["as_of"] = str(as_of)
         return dg.MaterializeResult(metadata=meta)

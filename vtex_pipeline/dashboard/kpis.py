@@ -21,12 +21,11 @@ import duckdb
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.profile.compute import (
     RESULT_TABLE,
-    build_model,
     compute_profile,
     drop_intermediates,
     sql_parameters,
 )
-from vtex_pipeline.profile.models import MODELS, run_sql_file
+from vtex_pipeline.profile.models import MODELS, build_staging, is_stored, run_sql_file
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import transaction
 
@@ -106,16 +105,6 @@ def dashboard_path(cfg: IntegrationConfig) -> Path:
     return Path(cfg.duckdb_path).with_suffix(".dashboard.html")
 
 
-def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main' "
-            "AND NOT temporary",
-            [table],
-        ).fetchone()[0]
-    )
-
-
 def _previous_profile(
     conn: duckdb.DuckDBPyConnection, cfg: IntegrationConfig, settings: ProfileSettings, recompute: bool
 ) -> tuple[date | None, str | None]:
@@ -163,26 +152,23 @@ def compute_kpis(
     settings: ProfileSettings | None = None,
     now: datetime | None = None,
     recompute_previous: bool = True,
-    build_staging: bool = False,
 ) -> dict[str, Any]:
     """Write the `dash_*` tables for day `as_of` (default: today in the store time zone) and return
     their row counts and timings. The connection must be prepared (`warehouse.connection.prepare`).
-    The staging tables are read as they are (the Dagster asset depends on them); `build_staging`
-    rebuilds them first, as does their absence."""
+    The shared staging tables are rebuilt first only where they are missing or not current
+    (`profile.models.build_staging`): after the sync, a few counts."""
     started = time.perf_counter()
     settings = settings or ProfileSettings()
     now = now or datetime.now(UTC)
     as_of = as_of or now.astimezone(ZoneInfo(cfg.timezone)).date()
-    stand_ins = [t for t in STAND_INS if not _exists(conn, t)]
+    stand_ins = [t for t in STAND_INS if not is_stored(conn, t)]
     for t in stand_ins:
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS {STAND_INS[t]}")
     steps: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        if build_staging or not all(_exists(conn, t) for t in STAGING):
-            # outside Dagster (or before the first sync built them): the shared staging tables
-            for name in STAGING:
-                build_model(conn, name, settings, sql_parameters(cfg, settings, as_of))
+        for name in STAGING:  # kept when current (the Dagster asset depends on them): a few counts
+            build_staging(conn, name, sql_parameters(cfg, settings, as_of))
         steps["staging"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         previous_as_of, previous_source = _previous_profile(conn, cfg, settings, recompute_previous)

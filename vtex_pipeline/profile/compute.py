@@ -25,6 +25,7 @@ from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
 from vtex_pipeline.profile import prediction_report
 from vtex_pipeline.profile.models import (
     MODELS,
+    build_staging,
     check_upstream,
     drop_temp_models,
     named_parameters,
@@ -309,7 +310,7 @@ def finish_profile(
     params = sql_parameters(cfg, settings, as_of)
     prepare_models(conn)
     if checked:
-        check_upstream(conn, "customer_profile", as_of)
+        check_upstream(conn, "customer_profile", params)
     if not conn.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'seed_rfm_segments'"
     ).fetchone()[0]:
@@ -379,7 +380,9 @@ def compute_profile(
     the profile: the same models, in the same order, as a full run of the assets.
 
     The connection must have the raw schema and a UTC session (`warehouse.connection.prepare`).
-    `staging=False` reuses the stored staging tables (they do not depend on D); `temp_models` (default:
+    `staging=True` rebuilds the staging models that are not current (`build_staging`: the daily run
+    after a sync reuses what the sync built); `staging=False` reads them as they are (they do not
+    depend on D; a stored build still checks they are current). `temp_models` (default:
     `not write`) builds the per-day models as TEMP tables, dropped at the end unless
     `keep_intermediates`. Returns figures for metadata and logs: counts, resolution share, segment
     distribution, step timings, and `predictions` (fit, reasons, back-test). `predict=False` leaves the
@@ -400,10 +403,11 @@ def compute_profile(
     params = sql_parameters(cfg, settings, as_of)
     steps: dict[str, float] = {}
     for model in MODELS:
-        if not model.per_day and not staging:
-            continue
         t0 = time.perf_counter()
-        build_model(conn, model.name, settings, params, temp=temp, reference=reference)
+        if model.per_day:
+            build_model(conn, model.name, settings, params, temp=temp, reference=reference)
+        elif not staging or not build_staging(conn, model.name, params):
+            continue  # current: no step to time
         steps[model.name] = round(time.perf_counter() - t0, 3)
     try:
         return finish_profile(

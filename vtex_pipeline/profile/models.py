@@ -6,23 +6,29 @@ A file is dbt-style: its last statement is a SELECT, which `run_model` wraps in
 name dictionary) run as they are. Parameters are DuckDB prepared-statement parameters (`$as_of`, ...).
 
 Staging does not depend on the as-of day D: it is built once per sync and shared by the profile, the
-dashboard and the checks. Intermediate models are built for one day D and record it in an `as_of`
-column; before a model is built, its upstream models must hold D (`check_upstream`), so a subset run
-(say, `int_rfm` and what is downstream of it) never reads a table left by another day.
+dashboard and the checks; `build_staging` skips a staging table that is current (built from the same
+SQL, parameters and raw tables: `staging_fingerprints`), so the daily run after a sync does not pay
+for it again. Intermediate models are built for one day D and record it in an `as_of` column; before a
+model is built, its upstream models must hold D and be built on the current staging
+(`check_upstream`), so a subset run (say, `int_rfm` and what is downstream of it) never reads a table
+left by another day or built before the last sync.
 Plain Python, no Dagster: the assets (`assets/models.py`), `compute_profile` and the tests call it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import duckdb
 
+from vtex_pipeline.warehouse.schema import apply_schema
 from vtex_pipeline.warehouse.sql_files import read_sql
 
+BUILDS_SQL = "staging/create_model_builds.sql"
 MACROS_SQL = "intermediate/macros.sql"
 NAMES_MACRO_SQL = "intermediate/macros_names.sql"  # needs the type profile_name (stg_order_items)
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -116,6 +122,18 @@ MODELS: tuple[Model, ...] = (
 BY_NAME: dict[str, Model] = {m.name: m for m in MODELS}
 # What the mart (sql/marts/customer_profile.sql) and the predictions read.
 PROFILE_DEPS = ("stg_customers", "int_purchases", "int_windows", "int_lists", "int_last_purchase", "int_rfm")
+# The raw tables staging reads, each with the column its loads set to the time of the load (None: its
+# rows are only ever replaced together with their order's). Row counts and newest load times say
+# whether raw changed since a staging table was built, as dbt's source freshness reads a
+# `loaded_at_field`: a few column maxima, milliseconds at 5M orders, where rebuilding costs seconds.
+RAW_LOADED_AT: dict[str, str | None] = {
+    "raw_customers": "synced_at",
+    "raw_orders": "synced_at",
+    "raw_order_items": None,
+    "raw_products": "fetched_at",
+    "raw_categories": "fetched_at",
+    "raw_brands": "fetched_at",
+}
 
 
 class StaleUpstreamError(RuntimeError):
@@ -153,34 +171,83 @@ def model_select(relative: str) -> tuple[list[str], str]:
     return stmts[:-1], stmts[-1]
 
 
-def _exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+def is_stored(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether table or view `name` is stored in the current database (TEMP copies do not count)."""
     return bool(
         conn.execute(
-            "SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() "
-            "UNION ALL SELECT view_name FROM duckdb_views()) WHERE n = ?",
+            "SELECT count(*) FROM (SELECT table_name AS n, database_name AS db, schema_name AS s, temporary "
+            "FROM duckdb_tables() UNION ALL SELECT view_name, database_name, schema_name, temporary "
+            "FROM duckdb_views()) WHERE n = ? AND db = current_database() AND s = 'main' AND NOT temporary",
             [name],
         ).fetchone()[0]
     )
 
 
-def day_tables(name: str) -> list[str]:
-    """The per-day tables `name` reads, directly or through views (those carry an `as_of` column)."""
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def staging_fingerprints(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, str]:
+    """What each staging table would be built from now: its SQL text, the parameters it names, the
+    raw tables' row counts and newest load times, and the fingerprints of the staging models it reads
+    (so an edited `stg_purchases.sql` also rebuilds `stg_order_customer`)."""
+    columns = [f"(SELECT count(*) FROM {t})" for t in RAW_LOADED_AT]
+    columns += [f"(SELECT max({c}) FROM {t})" for t, c in RAW_LOADED_AT.items() if c]
+    raw = conn.execute(f"SELECT {', '.join(columns)}").fetchone()
+    out: dict[str, str] = {}
+    for m in MODELS:
+        if not m.per_day:
+            text = read_sql(m.path)
+            used = {k: params[k] for k in sorted(set(_PARAM.findall(text)))}
+            out[m.name] = _digest(text, used, raw, [out[d] for d in m.deps if d in out])
+    return out
+
+
+def staging_version(fingerprints: dict[str, str]) -> str:
+    """One value for the whole staging layer: what a per-day model records it was built on."""
+    return _digest(sorted(fingerprints.items()))
+
+
+def _built_from(conn: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    apply_schema(conn, read_sql(BUILDS_SQL))
+    row = conn.execute("SELECT built_from FROM model_builds WHERE model = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def _record_build(conn: duckdb.DuckDBPyConnection, name: str, built_from: str) -> None:
+    apply_schema(conn, read_sql(BUILDS_SQL))
+    conn.execute("INSERT OR REPLACE INTO model_builds VALUES (?, ?, now())", [name, built_from])
+
+
+def upstream_tables(name: str) -> list[str]:
+    """The stored models `name` reads, directly or through views: staging tables and per-day tables."""
     out: list[str] = []
     for dep in BY_NAME[name].deps if name in BY_NAME else PROFILE_DEPS:
         model = BY_NAME.get(dep)
-        if model is None or not model.per_day:
-            continue
-        for t in day_tables(dep) if model.view else [dep]:
+        if model is None:
+            continue  # a raw table
+        for t in upstream_tables(dep) if model.view else [dep]:
             if t not in out:
                 out.append(t)
     return out
 
 
-def check_upstream(conn: duckdb.DuckDBPyConnection, name: str, as_of: date) -> None:
-    """Refuse to build `name` for D when a per-day model it reads is missing or holds another day."""
-    for table in day_tables(name):
-        if not _exists(conn, table):
+def check_upstream(conn: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> None:
+    """Refuse to build `name` for D when a model it reads is missing, holds another day, or was built
+    from inputs that changed since (raw synced again, a staging SQL or parameter edited)."""
+    as_of = params["as_of"]
+    fingerprints = staging_fingerprints(conn, params)
+    for table in upstream_tables(name):
+        if not is_stored(conn, table):
             raise StaleUpstreamError(f"{name} reads {table}, which does not exist: materialize it first")
+        built_from = _built_from(conn, table)
+        if not BY_NAME[table].per_day:
+            if built_from != fingerprints[table]:
+                raise StaleUpstreamError(
+                    f"{name} reads {table}, which was built before raw or its SQL or parameters "
+                    f"changed (a sync since, or an edit): materialize the staging models first"
+                )
+            continue
         other = conn.execute(
             f"SELECT min(as_of) FROM {table} WHERE as_of IS DISTINCT FROM ?", [as_of]
         ).fetchone()[0]
@@ -189,6 +256,22 @@ def check_upstream(conn: duckdb.DuckDBPyConnection, name: str, as_of: date) -> N
                 f"{name} as of {as_of} reads {table}, which holds {other}: "
                 f"materialize {table} for {as_of} first"
             )
+        if built_from != staging_version(fingerprints):
+            raise StaleUpstreamError(
+                f"{name} reads {table}, which was built on staging tables rebuilt since (a sync): "
+                f"materialize {table} for {as_of} again"
+            )
+
+
+def build_staging(conn: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> bool:
+    """Build staging model `name` unless it is current (it exists and was built from the inputs it
+    would be built from now). Returns whether it was rebuilt: the daily run after a sync reuses
+    what the sync built, and a run after a feed batch or a failed sync rebuilds what changed."""
+    fingerprint = staging_fingerprints(conn, params)[name]
+    if is_stored(conn, name) and _built_from(conn, name) == fingerprint:
+        return False
+    run_model(conn, name, params)
+    return True
 
 
 def run_model(
@@ -205,8 +288,9 @@ def run_model(
     backfill, the dashboard's profile of the day before), so the stored tables keep the newest day."""
     model = BY_NAME[name]
     setup, select = model_select(model.path)
-    if model.per_day and check and not temp:
-        check_upstream(conn, name, params["as_of"])
+    checked = model.per_day and check and not temp
+    if checked:
+        check_upstream(conn, name, params)
     if model.per_day:
         prepare_models(conn)
     for stmt in setup:
@@ -219,6 +303,11 @@ def run_model(
         f"CREATE OR REPLACE {scope}{kind} {name} AS {select}",
         named_parameters(model.path, select, params),
     )
+    # after the table: a crash in between leaves the older record, which only costs a rebuild
+    if not model.per_day:
+        _record_build(conn, name, staging_fingerprints(conn, params)[name])
+    elif checked:
+        _record_build(conn, name, staging_version(staging_fingerprints(conn, params)))
 
 
 def drop_temp_models(conn: duckdb.DuckDBPyConnection) -> None:

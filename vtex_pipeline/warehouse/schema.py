@@ -43,7 +43,7 @@ def declared_columns(ddl: str) -> tuple[str, tuple[Column, ...]]:
 def _stored(conn: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     rows = conn.execute(
         """SELECT table_name, list(column_name) FROM duckdb_columns()
-           WHERE schema_name = 'main' AND database_name <> 'temp' AND NOT internal GROUP BY 1"""
+           WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal GROUP BY 1"""
     ).fetchall()
     return {t: set(cols) for t, cols in rows}
 

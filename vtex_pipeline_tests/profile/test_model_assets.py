@@ -106,3 +106,83 @@ def test_a_model_refuses_an_upstream_table_of_another_day(store_file, tmp_path):
         for m in MODELS:
             if m.per_day and not m.view:
                 assert conn.execute(f"SELECT DISTINCT as_of FROM {m.name}").fetchall() == [(D,)], m.name
+
+
+STAGING = [m.name for m in MODELS if not m.per_day]
+
+
+def _staging_builds(cfg: IntegrationConfig) -> dict[str, object]:
+    with duckdb.connect(cfg.duckdb_path) as conn:
+        return dict(
+            conn.execute("SELECT model, built_at FROM model_builds WHERE model LIKE 'stg_%'").fetchall()
+        )
+
+
+def _rebuilt(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata["rebuilt"].value
+        for e in result.get_asset_materialization_events()
+        if "rebuilt" in e.materialization.metadata
+    }
+
+
+def test_the_daily_run_keeps_the_staging_the_sync_built_and_rebuilds_it_after_a_sync(store_file, tmp_path):
+    cfg = _copy(store_file, tmp_path, "daily")
+    staging = dg.AssetSelection.groups(f"{cfg.name}_staging")
+    first = dg.materialize(
+        build_profile_assets(cfg, ProfileSettings()), resources=resources_for(cfg), selection=staging
+    )
+    assert _rebuilt(first) == dict.fromkeys(STAGING, True)  # the sync job's share
+    built = _staging_builds(cfg)
+    daily = _run(cfg, ProfileSettings(), D)
+    assert daily.success
+    assert _rebuilt(daily) == dict.fromkeys(STAGING, False)
+    assert _staging_builds(cfg) == built  # not rebuilt: same build times
+    profile = _tables(cfg)["customer_profile"]
+
+    # a sync loads one customer again (newer synced_at): a subset of the day's models refuses the
+    # staging built before it, and the staging assets rebuild
+    with duckdb.connect(cfg.duckdb_path) as conn:
+        conn.execute(
+            "UPDATE raw_customers SET synced_at = synced_at + INTERVAL 1 DAY "
+            "WHERE customer_id = (SELECT min(customer_id) FROM raw_customers)"
+        )
+    subset = _run(cfg, ProfileSettings(), D, dg.AssetSelection.assets([cfg.name, "int_purchases"]))
+    assert not subset.success
+    failure = next(e for e in subset.all_events if e.is_step_failure)
+    assert "int_purchases reads stg_customers, which was built before raw" in str(
+        failure.event_specific_data.error
+    )
+    del subset, failure
+    gc.collect()
+    again = _run(cfg, ProfileSettings(), D)
+    assert again.success
+    assert _rebuilt(again) == dict.fromkeys(STAGING, True)
+    assert _tables(cfg)["customer_profile"] == profile  # synced_at alone changes no attribute
+
+
+def test_staging_is_rebuilt_for_a_parameter_and_per_day_models_refuse_older_staging(store_file, tmp_path):
+    cfg = _copy(store_file, tmp_path, "params")
+    assert _run(cfg, ProfileSettings(), D).success
+    before = _tables(cfg)["customer_profile"]
+    # the profile alone, after the staging was rebuilt with other statuses: int_* were built on the old one
+    settings = ProfileSettings(excluded_statuses=["canceled", "payment-pending"])  # other than the default
+    staging = dg.AssetSelection.groups(f"{cfg.name}_staging")
+    result = dg.materialize(
+        build_profile_assets(cfg, settings), resources=resources_for(cfg), selection=staging
+    )
+    # stg_customers names no status: kept; stg_purchases names them; the two built on it follow
+    assert _rebuilt(result) == {
+        "stg_customers": False,
+        "stg_purchases": True,
+        "stg_order_customer": True,
+        "stg_order_items": True,
+    }
+    profile_only = _run(cfg, settings, D, dg.AssetSelection.assets([cfg.name, "customer_profile"]))
+    assert not profile_only.success
+    failure = next(e for e in profile_only.all_events if e.is_step_failure)
+    assert "which was built on staging tables rebuilt since" in str(failure.event_specific_data.error)
+    del profile_only, failure
+    gc.collect()
+    assert _run(cfg, settings, D).success
+    assert _tables(cfg)["customer_profile"] == before  # every order here is invoiced: same profile
