@@ -5,6 +5,9 @@
 The store is generated with SQL (`range()` and `hash()`, so it is deterministic) in a child process,
 then a fresh process-level peak is measured around `compute_profile` only: peak RSS is
 `getrusage(RUSAGE_SELF).ru_maxrss` of this process, which never ran the generator.
+
+`--staging-only` builds the staging models alone (what the sync job does after loading raw) and
+times that; a `--reuse` run after it is the daily run, which keeps the staging that is current.
 """
 
 from __future__ import annotations
@@ -135,6 +138,25 @@ def generate(path: Path, customers: int, orders: int, now: datetime) -> dict[str
     return {"seconds": round(time.perf_counter() - t0, 1), **counts}
 
 
+def build_all_staging(
+    conn: duckdb.DuckDBPyConnection, cfg: IntegrationConfig, settings: ProfileSettings
+) -> dict[str, object]:
+    """The sync's share: every staging model that is not current, timed, with this process's peak."""
+    # imported here: profile_old_new runs this module against a release without profile/models.py
+    from vtex_pipeline.profile.compute import sql_parameters
+    from vtex_pipeline.profile.models import MODELS, build_staging
+
+    conn.execute(f"SET memory_limit = '{settings.memory_limit}'")
+    params = sql_parameters(cfg, settings, date.today())
+    t0 = time.perf_counter()
+    rebuilt = [m.name for m in MODELS if not m.per_day and build_staging(conn, m.name, params)]
+    return {
+        "seconds_staging": round(time.perf_counter() - t0, 2),
+        "rebuilt": rebuilt,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timezone", default="America/Sao_Paulo")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reuse", action="store_true", help="use --db as already generated")
+    ap.add_argument("--staging-only", action="store_true", help="build the staging models of --db and stop")
     args = ap.parse_args(argv)
     now = datetime.now(UTC).replace(microsecond=0)
 
@@ -175,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         conn.execute("SET enable_progress_bar = false")
         cfg = IntegrationConfig(name="bench", timezone=args.timezone, duckdb_path=str(db))
         settings = ProfileSettings(memory_limit=args.memory_limit)
+        if args.staging_only:
+            print(json.dumps(build_all_staging(conn, cfg, settings)))
+            conn.close()
+            return 0
         t0 = time.perf_counter()
         stats = compute_profile(conn, cfg, settings, as_of=date.today())
         elapsed = time.perf_counter() - t0
