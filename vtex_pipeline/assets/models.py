@@ -10,10 +10,11 @@ from TEMP copies (see `assets/profile.py`).
 
 import warnings
 from datetime import date
-from typing import Any
+from functools import partial
 
 import dagster as dg
 
+from vtex_pipeline.assets.checks import check, none_counted, scalar
 from vtex_pipeline.assets.metadata import model_metadata
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.partitions import daily_partitions
@@ -76,74 +77,46 @@ def _model_asset(cfg: IntegrationConfig, base: ProfileSettings, model: Model) ->
 
 
 def _checks(cfg: IntegrationConfig) -> list[dg.AssetChecksDefinition]:
-    """Checks attached to the model they check; each reads only that model's table (and its inputs)."""
-    duck_key = cfg.resource_key("duckdb")
-
-    def check(model: str, name: str, description: str):
-        return dg.asset_check(
-            asset=dg.AssetKey([cfg.name, model]),
-            name=name,
-            pool=cfg.pool,
-            required_resource_keys={duck_key},
-            blocking=True,
-            description=description,
-        )
-
-    def scalar(context: dg.AssetCheckExecutionContext, sql: str) -> Any:
-        with getattr(context.resources, duck_key).get_connection() as conn:
-            prepare(conn)
-            return conn.execute(sql).fetchone()
-
+    """Checks attached to the model they check; each reads only that model's table (and its inputs) and
+    blocks: a broken model must not reach the profile. A check's docstring is its description."""
+    on_model = partial(check, cfg, blocking=True)
     nested = WINDOWS[:-1]
 
-    @check(
-        "int_windows",
-        "windows_never_shrink",
-        "Purchases and amounts never shrink as the window widens (30 <= 60 <= ... <= 360).",
-    )
+    @on_model("int_windows", "windows_never_shrink")
     def windows_never_shrink(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Purchases and amounts never shrink as the window widens (30 <= 60 <= ... <= 360)."""
         conds = []
         for a, b in zip(nested, nested[1:], strict=False):
             conds += [f"orders_{a} > orders_{b}", f"cents_{a} > cents_{b}"]
-        (n,) = scalar(context, f"SELECT count(*) FROM int_windows WHERE {' OR '.join(conds)}")
-        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_shrinking_windows": n})
+        sql = f"SELECT count(*) FROM int_windows WHERE {' OR '.join(conds)}"
+        return none_counted(cfg, context, sql, "customers_with_shrinking_windows")
 
-    @check(
-        "int_lists",
-        "lists_never_shrink",
-        "Product, category and coupon lists never shrink as the window widens (30 <= ... <= 360).",
-    )
+    @on_model("int_lists", "lists_never_shrink")
     def lists_never_shrink(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Product, category and coupon lists never shrink as the window widens (30 <= ... <= 360)."""
         conds = []
         for kind in ("products", "categories", "coupons"):
             lengths = [f"n_{kind}_{w}" for w in nested[:-1]] + [f"len({kind}_360d)"]
             conds += [f"{a} > {b}" for a, b in zip(lengths, lengths[1:], strict=False)]
-        (n,) = scalar(context, f"SELECT count(*) FROM int_lists WHERE {' OR '.join(conds)}")
-        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_shrinking_lists": n})
+        sql = f"SELECT count(*) FROM int_lists WHERE {' OR '.join(conds)}"
+        return none_counted(cfg, context, sql, "customers_with_shrinking_lists")
 
-    @check(
-        "int_rfm",
-        "rfm_codes_well_formed",
-        "Every RFM code is three digits 1-5, and NULL exactly when the window has no purchase.",
-    )
+    @on_model("int_rfm", "rfm_codes_well_formed")
     def rfm_codes_well_formed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Every RFM code is three digits 1-5, and NULL exactly when the window has no purchase."""
         conds = " OR ".join(
             f"((r.rfm_{w} IS NULL) <> (w.orders_{w} = 0) "
             f"OR NOT coalesce(regexp_full_match(r.rfm_{w}, '[1-5]{{3}}'), true))"
             for w in WINDOWS
         )
-        (n,) = scalar(
-            context, f"SELECT count(*) FROM int_rfm r JOIN int_windows w USING (ckey) WHERE {conds}"
-        )
-        return dg.AssetCheckResult(passed=n == 0, metadata={"customers_with_bad_rfm": n})
+        sql = f"SELECT count(*) FROM int_rfm r JOIN int_windows w USING (ckey) WHERE {conds}"
+        return none_counted(cfg, context, sql, "customers_with_bad_rfm")
 
-    @check(
-        "int_rfm",
-        "segments_add_up",
-        "Every buyer has a group and segment from the seed; the segment counts add up to the buyers.",
-    )
+    @on_model("int_rfm", "segments_add_up")
     def segments_add_up(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Every buyer has a group and segment from the seed; the segment counts add up to the buyers."""
         buyers, segmented, unnamed = scalar(
+            cfg,
             context,
             """SELECT count(*),
                       (SELECT sum(n) FROM (SELECT count(*) AS n FROM int_rfm
