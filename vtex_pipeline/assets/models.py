@@ -3,9 +3,10 @@ checks. The factory is the whole mechanism: the asset runs `sql/<layer>/<name>.s
 `<name>` and reports its row count, column schema (descriptions from docs/attributes.md) and as_of.
 
 Staging assets are unpartitioned (built once per sync, shared by the profile, the dashboard and the
-checks; the daily job keeps a staging table that is current, see `build_staging`); intermediate assets are partitioned by the as-of day D like `customer_profile`. A run over a
-range of days builds the newest day into the tables: `customer_profile` rebuilds the older days' history
-from TEMP copies (see `assets/profile.py`).
+checks; the daily job keeps a staging table that is current, see `build_staging`); intermediate
+assets are partitioned by the as-of day D like `customer_profile`. A run over a range of days builds
+the newest day into the tables: `customer_profile` rebuilds the older days' history from TEMP copies
+(see `assets/profile.py`).
 """
 
 import warnings
