@@ -4,17 +4,7 @@
 -- (ties share the lowest rank) and rfm_quintile(); F uses the configured thresholds ($f2..$f5). R is
 -- computed from a histogram of recency days (see recency_rank), M with one rank() pass (monetary).
 -- One row per buyer up to D, with the RFM group and segment of its lifetime (F, R).
-WITH population AS (
-    SELECT
-        count(*) FILTER (WHERE orders_30d > 0) AS n_30d,
-        count(*) FILTER (WHERE orders_60d > 0) AS n_60d,
-        count(*) FILTER (WHERE orders_90d > 0) AS n_90d,
-        count(*) FILTER (WHERE orders_180d > 0) AS n_180d,
-        count(*) FILTER (WHERE orders_360d > 0) AS n_360d,
-        count(*) FILTER (WHERE orders_360plus > 0) AS n_360plus,
-        count(*) AS n_lifetime
-    FROM int_windows
-), recency_histogram AS (   -- buyers per recency day and population (recency has a few hundred values)
+WITH recency_histogram AS (   -- buyers per recency day and population (recency has a few hundred values)
     SELECT
         recency_lifetime AS recency,
         count(*) FILTER (WHERE orders_30d > 0) AS c_30d,
@@ -22,9 +12,20 @@ WITH population AS (
         count(*) FILTER (WHERE orders_90d > 0) AS c_90d,
         count(*) FILTER (WHERE orders_180d > 0) AS c_180d,
         count(*) FILTER (WHERE orders_360d > 0) AS c_360d,
+        count(*) FILTER (WHERE orders_360plus > 0) AS c_360plus,
         count(*) AS c_lifetime
     FROM int_windows
     GROUP BY 1
+), population AS (   -- buyers per window: the histogram's totals (no second pass over int_windows)
+    SELECT
+        sum(c_30d)::BIGINT AS n_30d,
+        sum(c_60d)::BIGINT AS n_60d,
+        sum(c_90d)::BIGINT AS n_90d,
+        sum(c_180d)::BIGINT AS n_180d,
+        sum(c_360d)::BIGINT AS n_360d,
+        sum(c_360plus)::BIGINT AS n_360plus,
+        sum(c_lifetime)::BIGINT AS n_lifetime
+    FROM recency_histogram
 ), recency_rank AS (
     -- rank() ordered by recency descending = 1 + the population members with a greater recency: a
     -- running sum over the histogram instead of one sort of every buyer per window
@@ -79,24 +80,12 @@ WITH population AS (
 ), scored AS (
     SELECT
         ckey,
-        CASE WHEN orders_30d > 0 THEN rfm_quintile(r_30d, n_30d)::VARCHAR
-            || rfm_frequency(orders_30d, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_30d, n_30d)::VARCHAR END AS rfm_30d,
-        CASE WHEN orders_60d > 0 THEN rfm_quintile(r_60d, n_60d)::VARCHAR
-            || rfm_frequency(orders_60d, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_60d, n_60d)::VARCHAR END AS rfm_60d,
-        CASE WHEN orders_90d > 0 THEN rfm_quintile(r_90d, n_90d)::VARCHAR
-            || rfm_frequency(orders_90d, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_90d, n_90d)::VARCHAR END AS rfm_90d,
-        CASE WHEN orders_180d > 0 THEN rfm_quintile(r_180d, n_180d)::VARCHAR
-            || rfm_frequency(orders_180d, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_180d, n_180d)::VARCHAR END AS rfm_180d,
-        CASE WHEN orders_360d > 0 THEN rfm_quintile(r_360d, n_360d)::VARCHAR
-            || rfm_frequency(orders_360d, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_360d, n_360d)::VARCHAR END AS rfm_360d,
-        CASE WHEN orders_360plus > 0 THEN rfm_quintile(r_360plus, n_360plus)::VARCHAR
-            || rfm_frequency(orders_360plus, $f2, $f3, $f4, $f5)::VARCHAR
-            || rfm_quintile(m_360plus, n_360plus)::VARCHAR END AS rfm_360plus,
+        rfm_code(orders_30d, r_30d, m_30d, n_30d, $f2, $f3, $f4, $f5) AS rfm_30d,
+        rfm_code(orders_60d, r_60d, m_60d, n_60d, $f2, $f3, $f4, $f5) AS rfm_60d,
+        rfm_code(orders_90d, r_90d, m_90d, n_90d, $f2, $f3, $f4, $f5) AS rfm_90d,
+        rfm_code(orders_180d, r_180d, m_180d, n_180d, $f2, $f3, $f4, $f5) AS rfm_180d,
+        rfm_code(orders_360d, r_360d, m_360d, n_360d, $f2, $f3, $f4, $f5) AS rfm_360d,
+        rfm_code(orders_360plus, r_360plus, m_360plus, n_360plus, $f2, $f3, $f4, $f5) AS rfm_360plus,
         rfm_quintile(r_lifetime, n_lifetime) AS r_lifetime,
         rfm_frequency(orders_lifetime, $f2, $f3, $f4, $f5) AS f_lifetime,
         rfm_quintile(m_lifetime, n_lifetime) AS m_lifetime

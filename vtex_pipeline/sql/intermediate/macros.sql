@@ -11,6 +11,13 @@ CREATE OR REPLACE TEMP MACRO rfm_frequency(orders, t2, t3, t4, t5) AS
     CASE WHEN orders >= t5 THEN 5 WHEN orders >= t4 THEN 4 WHEN orders >= t3 THEN 3
          WHEN orders >= t2 THEN 2 ELSE 1 END;
 
+-- The three-digit RFM code of a window (R, F and M scores), NULL when the window holds no purchase.
+-- r and m are the customer's ranks among the n buyers of the window; t2..t5 as in rfm_frequency.
+CREATE OR REPLACE TEMP MACRO rfm_code(orders, r, m, n, t2, t3, t4, t5) AS
+    CASE WHEN orders > 0 THEN rfm_quintile(r, n)::VARCHAR
+        || rfm_frequency(orders, t2, t3, t4, t5)::VARCHAR
+        || rfm_quintile(m, n)::VARCHAR END;
+
 -- c / n rounded half-even to an integer (c, n integers, n > 0): cents -> average cents.
 CREATE OR REPLACE TEMP MACRO div_half_even(c, n) AS
     sign(c) * (abs(c) // n + CASE
