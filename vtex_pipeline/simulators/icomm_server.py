@@ -272,14 +272,20 @@ def create_icomm_app(
             return JSONResponse({"Message": "The request is invalid."}, 400), None, False
         return None, body, lose
 
+    async def profile_gate(
+        request: Request, call: str, name: str, **empty: Any
+    ) -> tuple[Response | None, dict[str, Any], bool]:
+        """`gate`, then the unknown-ProfileKey answer (`name` result, plus `empty`) every call starts with."""
+        early, body, lose = await gate(request, call)
+        if early is None and body is not None and not state.profile_ok(body.get("ProfileKey")):
+            early = _result(name, ERROR, "ProfileKey not found", **empty)
+        return early, body or {}, lose
+
     async def save_multi(request: Request) -> Response:
-        early, body, lose = await gate(request, "SaveMultiContact")
+        name = "SaveMultiContactJsonResult"
+        early, body, lose = await profile_gate(request, "SaveMultiContact", name, Responses=[])
         if early is not None:
             return early
-        assert body is not None
-        name = "SaveMultiContactJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found", Responses=[])
         contacts = body.get("ContactList")
         if not isinstance(contacts, list):
             return _result(name, ERROR, "ContactList is required", Responses=[])
@@ -304,13 +310,10 @@ def create_icomm_app(
         return _result(name, OK, "", Responses=responses)
 
     async def save_one(request: Request) -> Response:
-        early, body, _ = await gate(request, "SaveContact")
+        name = "SaveContactJsonResult"
+        early, body, _ = await profile_gate(request, "SaveContact", name)
         if early is not None:
             return early
-        assert body is not None
-        name = "SaveContactJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found")
         contact = body.get("Contact")
         with state.lock:
             code, message = state.upsert(
@@ -320,13 +323,10 @@ def create_icomm_app(
         return _result(name, code, message, Data={"Email": email, "Status": "A"} if code == OK else None)
 
     async def list_full(request: Request) -> Response:
-        early, body, _ = await gate(request, "ListFull")
+        name = "ListContactsFullJsonResult"
+        early, body, _ = await profile_gate(request, "ListFull", name)
         if early is not None:
             return early
-        assert body is not None
-        name = "ListContactsFullJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found")
         filters = body.get("Filters") if isinstance(body.get("Filters"), dict) else {}
         with state.lock:
             rows = state.listing(body["ProfileKey"], filters.get("Email"))

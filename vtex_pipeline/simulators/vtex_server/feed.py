@@ -52,7 +52,7 @@ from starlette.routing import Route
 
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.store import fmt7
-from vtex_pipeline.simulators.vtex_server.common import ApiWrap, json_response, oms_error
+from vtex_pipeline.simulators.vtex_server.common import ApiWrap, api_routes, json_response, oms_error
 
 if TYPE_CHECKING:
     from vtex_pipeline.simulators.vtex_server.state import SimState
@@ -545,41 +545,18 @@ def _z(value: str) -> str:
 
 
 def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    out: list[Route] = []
-    for slash in ("", "/"):
-        out += [
-            Route(
-                f"/api/orders/feed{slash}",
-                api("/api/orders/feed", lambda r: _read(state, r)),
-                methods=["GET"],
-            ),
-            Route(
-                f"/api/orders/feed{slash}",
-                api("POST /api/orders/feed", lambda r: _commit(state, r)),
-                methods=["POST"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("/api/orders/feed/config", lambda r: _get_config(state, r)),
-                methods=["GET"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("POST /api/orders/feed/config", lambda r: _post_config(state, r)),
-                methods=["POST"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("DELETE /api/orders/feed/config", lambda r: _delete_config(state, r)),
-                methods=["DELETE"],
-            ),
-            Route(
-                f"/api/orders/expressions/jsonata{slash}",
-                api("POST /api/orders/expressions/jsonata", lambda r: _test_expression(r)),
-                methods=["POST"],
-            ),
-        ]
-    return out
+    return api_routes(
+        api,
+        {
+            "/api/orders/feed": lambda r: _read(state, r),
+            "POST /api/orders/feed": lambda r: _commit(state, r),
+            "/api/orders/feed/config": lambda r: _get_config(state, r),
+            "POST /api/orders/feed/config": lambda r: _post_config(state, r),
+            "DELETE /api/orders/feed/config": lambda r: _delete_config(state, r),
+            "POST /api/orders/expressions/jsonata": _test_expression,
+        },
+        slashes=("", "/"),
+    )
 
 
 def _key(req: Request) -> str:

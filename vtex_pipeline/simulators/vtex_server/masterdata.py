@@ -7,6 +7,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -26,6 +27,7 @@ from vtex_pipeline.simulators.vtex_server.common import (
     ApiWrap,
     KeyCache,
     Predicate,
+    api_routes,
     int_param,
     json_response,
     md_error,
@@ -34,16 +36,13 @@ from vtex_pipeline.simulators.vtex_server.state import Scroll, SimState
 
 
 def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return [
-        Route(
-            "/api/dataentities/{acronym}/search",
-            api("/api/dataentities/{acronym}/search", lambda r: _md_search(state, r)),
-        ),
-        Route(
-            "/api/dataentities/{acronym}/scroll",
-            api("/api/dataentities/{acronym}/scroll", lambda r: _md_scroll(state, r)),
-        ),
-    ]
+    return api_routes(
+        api,
+        {
+            "/api/dataentities/{acronym}/search": lambda r: _md_search(state, r),
+            "/api/dataentities/{acronym}/scroll": lambda r: _md_scroll(state, r),
+        },
+    )
 
 
 # ---------------------------------------------------------------- `_where` parser
@@ -97,18 +96,20 @@ class _WhereParser:
         return p
 
     def _or(self) -> Predicate:
-        parts = [self._and()]
-        while self._peek_word() == "OR":
-            self.i += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda d: any(p(d) for p in parts))
+        return self._joined("OR", self._and, any)
 
     def _and(self) -> Predicate:
-        parts = [self._factor()]
-        while self._peek_word() == "AND":
+        return self._joined("AND", self._factor, all)
+
+    def _joined(
+        self, word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
+    ) -> Predicate:
+        """`operand (word operand)*`: OR and AND parse alike, only their binding and `any`/`all` differ."""
+        parts = [operand()]
+        while self._peek_word() == word:
             self.i += 1
-            parts.append(self._factor())
-        return parts[0] if len(parts) == 1 else (lambda d: all(p(d) for p in parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda d: combine(p(d) for p in parts))
 
     def _value(self) -> str:
         kind, v = self._next()
