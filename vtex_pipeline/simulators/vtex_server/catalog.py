@@ -20,22 +20,6 @@ from vtex_pipeline.simulators.vtex_server.common import (
 from vtex_pipeline.simulators.vtex_server.state import SimState
 
 
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return api_routes(
-        api,
-        {
-            "/api/catalog_system/pub/category/tree/{levels}": lambda r: _category_tree(state, r),
-            "/api/catalog_system/pvt/brand/list": lambda r: json_response(
-                state.store.brands[:BRAND_LIST_CAP]
-            ),
-            "/api/catalog_system/pvt/brand/pagedlist": lambda r: _brand_paged(state, r),
-            "/api/catalog/pvt/product/{productId}": lambda r: _product(state, r),
-            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}": lambda r: _sku(state, r),
-            "/api/catalog_system/pvt/saleschannel/list": lambda r: json_response(state.store.sales_channels),
-        },
-    )
-
-
 def _trim_tree(nodes: list[dict[str, Any]], levels: int) -> list[dict[str, Any]]:
     out = []
     for n in nodes:
@@ -186,3 +170,19 @@ def _sku(state: SimState, req: Request) -> Response:
     if sku is None:
         return md_error(404, f"SKU {req.path_params['skuId']} not found")
     return json_response(sku)
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/catalog_system/pub/category/tree/{levels}": lambda r: _category_tree(state, r),
+            "/api/catalog_system/pvt/brand/list": lambda r: json_response(
+                state.store.brands[:BRAND_LIST_CAP]
+            ),
+            "/api/catalog_system/pvt/brand/pagedlist": lambda r: _brand_paged(state, r),
+            "/api/catalog/pvt/product/{productId}": lambda r: _product(state, r),
+            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}": lambda r: _sku(state, r),
+            "/api/catalog_system/pvt/saleschannel/list": lambda r: json_response(state.store.sales_channels),
+        },
+    )

@@ -34,17 +34,6 @@ from vtex_pipeline.simulators.vtex_server.common import (
 )
 from vtex_pipeline.simulators.vtex_server.state import Scroll, SimState
 
-
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return api_routes(
-        api,
-        {
-            "/api/dataentities/{acronym}/search": lambda r: _md_search(state, r),
-            "/api/dataentities/{acronym}/scroll": lambda r: _md_scroll(state, r),
-        },
-    )
-
-
 # ---------------------------------------------------------------- `_where` parser
 
 _TOKEN = re.compile(
@@ -355,3 +344,13 @@ def _md_scroll(state: SimState, req: Request) -> Response:
         page = [_project(state.client_by_id[i], sc.fields) for i in chunk_ids if i in state.client_by_id]
         total = len(sc.ids)
     return json_response(page, headers={"X-VTEX-MD-TOKEN": token, "REST-Content-Total": str(total)})
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/dataentities/{acronym}/search": lambda r: _md_search(state, r),
+            "/api/dataentities/{acronym}/scroll": lambda r: _md_scroll(state, r),
+        },
+    )

@@ -27,16 +27,6 @@ from vtex_pipeline.simulators.vtex_server.common import (
 from vtex_pipeline.simulators.vtex_server.state import SimState
 
 
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return api_routes(
-        api,
-        {
-            "/api/oms/pvt/orders": lambda r: _list_orders(state, r),
-            "/api/oms/pvt/orders/{orderId}": lambda r: _get_order(state, r),
-        },
-    )
-
-
 def _stat(values: list[int]) -> dict[str, Any]:
     n = len(values)
     if n == 0:
@@ -208,3 +198,13 @@ def _get_order(state: SimState, req: Request) -> Response:
             body = dumps(state.store.orders[oid])
             state._detail_cache[oid] = body
     return json_response(None, body=body)
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/oms/pvt/orders": lambda r: _list_orders(state, r),
+            "/api/oms/pvt/orders/{orderId}": lambda r: _get_order(state, r),
+        },
+    )
