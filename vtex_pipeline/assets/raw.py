@@ -12,6 +12,7 @@ windows live on inside the sync (`synced_partitions`, the watermarks), where the
 
 import warnings
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -207,53 +208,56 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
                 meta[f"{t}_rows"] = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         return dg.MaterializeResult(metadata=meta)
 
-    @dg.asset_check(
-        asset=key("raw_orders"),
-        name="items_belong_to_orders",
-        pool=cfg.pool,
-        required_resource_keys={duck_key},
-        blocking=True,
-        description="Every item row has its order, and every order's item_count matches its items.",
-    )
-    def items_belong_to_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with getattr(context.resources, duck_key).get_connection() as conn:
-            prepare(conn)
-            orphans = conn.execute(
-                "SELECT count(*) FROM raw_order_items i ANTI JOIN raw_orders o USING (order_id)"
-            ).fetchone()[0]
-            mismatched = conn.execute(
-                """SELECT count(*) FROM raw_orders o LEFT JOIN (
-                       SELECT order_id, count(*) n FROM raw_order_items GROUP BY 1) i USING (order_id)
-                   WHERE coalesce(i.n, 0) <> coalesce(o.item_count, 0)"""
-            ).fetchone()[0]
-        return dg.AssetCheckResult(
-            passed=orphans == 0 and mismatched == 0,
-            metadata={"orphan_items": int(orphans), "orders_with_item_count_mismatch": int(mismatched)},
+    def orders_check(name: str, description: str, **kw: Any) -> Any:
+        """An asset check on raw_orders that reads the DuckDB file (the checks below differ only in SQL)."""
+        return dg.asset_check(
+            asset=key("raw_orders"),
+            name=name,
+            pool=cfg.pool,
+            required_resource_keys={duck_key},
+            description=description,
+            **kw,
         )
 
-    @dg.asset_check(
-        asset=key("raw_orders"),
-        name="few_rejected_orders",
-        pool=cfg.pool,
-        required_resource_keys={duck_key},
-        description="Warns when orders were set aside as malformed or unfetchable (see raw_rejected_records).",
-    )
-    def few_rejected_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def counts(context: dg.AssetCheckExecutionContext, *queries: str) -> list[int]:
+        """The first column of each `SELECT count(*) ...` query, on the prepared DuckDB file."""
         with getattr(context.resources, duck_key).get_connection() as conn:
             prepare(conn)
-            rejected = conn.execute(
-                "SELECT count(*) FROM raw_rejected_records WHERE source = 'orders'"
-            ).fetchone()[0]
-            total = conn.execute("SELECT count(*) FROM raw_orders").fetchone()[0]
+            return [int(conn.execute(sql).fetchone()[0]) for sql in queries]
+
+    @orders_check(
+        "items_belong_to_orders",
+        "Every item row has its order, and every order's item_count matches its items.",
+        blocking=True,
+    )
+    def items_belong_to_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        orphans, mismatched = counts(
+            context,
+            "SELECT count(*) FROM raw_order_items i ANTI JOIN raw_orders o USING (order_id)",
+            """SELECT count(*) FROM raw_orders o LEFT JOIN (
+                   SELECT order_id, count(*) n FROM raw_order_items GROUP BY 1) i USING (order_id)
+               WHERE coalesce(i.n, 0) <> coalesce(o.item_count, 0)""",
+        )
+        return dg.AssetCheckResult(
+            passed=orphans == 0 and mismatched == 0,
+            metadata={"orphan_items": orphans, "orders_with_item_count_mismatch": mismatched},
+        )
+
+    @orders_check(
+        "few_rejected_orders",
+        "Warns when orders were set aside as malformed or unfetchable (see raw_rejected_records).",
+    )
+    def few_rejected_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        rejected, total = counts(
+            context,
+            "SELECT count(*) FROM raw_rejected_records WHERE source = 'orders'",
+            "SELECT count(*) FROM raw_orders",
+        )
         share = rejected / max(total + rejected, 1)
         return dg.AssetCheckResult(
             passed=share <= 0.001,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "rejected_orders": int(rejected),
-                "stored_orders": int(total),
-                "share": round(share, 6),
-            },
+            metadata={"rejected_orders": rejected, "stored_orders": total, "share": round(share, 6)},
         )
 
     return [raw_customers, raw_orders, raw_catalog, items_belong_to_orders, few_rejected_orders]
