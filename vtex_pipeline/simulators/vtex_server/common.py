@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -94,3 +94,15 @@ def int_param(req: Request, name: str, default: int, error: Callable[[int, str],
         return int(raw)
     except ValueError as e:
         raise ApiError(error(400, f"Parameter {name} must be an integer")) from e
+
+
+P = TypeVar("P")
+
+
+def joined(operand: Callable[[], P], take_word: Callable[[], bool], combine: Callable[[list[P]], P]) -> P:
+    """`operand (WORD operand)*` for the simulators' recursive-descent parsers (`_where`, JSONata):
+    `take_word` consumes the joining word (OR, AND) when it comes next; one operand stands alone."""
+    parts = [operand()]
+    while take_word():
+        parts.append(operand())
+    return parts[0] if len(parts) == 1 else combine(parts)

@@ -56,6 +56,7 @@ from vtex_pipeline.simulators.vtex_server.common import (
     ApiError,
     ApiWrap,
     api_routes,
+    joined,
     json_response,
     oms_error,
 )
@@ -180,18 +181,20 @@ class _JsonataParser:
         return t is not None and t[0] == "name" and t[1] == word
 
     def _or(self) -> Expr:
-        parts = [self._and()]
-        while self._is_word("or"):
-            self.i += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda d: any(_truthy(p(d)) for p in parts))
+        return joined(
+            self._and, lambda: self._skip_word("or"), lambda ps: lambda d: any(_truthy(p(d)) for p in ps)
+        )
 
     def _and(self) -> Expr:
-        parts = [self._cmp()]
-        while self._is_word("and"):
-            self.i += 1
-            parts.append(self._cmp())
-        return parts[0] if len(parts) == 1 else (lambda d: all(_truthy(p(d)) for p in parts))
+        return joined(
+            self._cmp, lambda: self._skip_word("and"), lambda ps: lambda d: all(_truthy(p(d)) for p in ps)
+        )
+
+    def _skip_word(self, word: str) -> bool:
+        if not self._is_word(word):
+            return False
+        self.i += 1
+        return True
 
     def _cmp(self) -> Expr:
         left = self._atom()

@@ -7,7 +7,6 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +28,7 @@ from vtex_pipeline.simulators.vtex_server.common import (
     Predicate,
     api_routes,
     int_param,
+    joined,
     json_response,
     md_error,
 )
@@ -85,20 +85,18 @@ class _WhereParser:
         return p
 
     def _or(self) -> Predicate:
-        return self._joined("OR", self._and, any)
+        return joined(self._and, lambda: self._skip_word("OR"), lambda ps: lambda d: any(p(d) for p in ps))
 
     def _and(self) -> Predicate:
-        return self._joined("AND", self._factor, all)
+        return joined(
+            self._factor, lambda: self._skip_word("AND"), lambda ps: lambda d: all(p(d) for p in ps)
+        )
 
-    def _joined(
-        self, word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]
-    ) -> Predicate:
-        """`operand (word operand)*`: OR and AND parse alike, only their binding and `any`/`all` differ."""
-        parts = [operand()]
-        while self._peek_word() == word:
-            self.i += 1
-            parts.append(operand())
-        return parts[0] if len(parts) == 1 else (lambda d: combine(p(d) for p in parts))
+    def _skip_word(self, word: str) -> bool:
+        if self._peek_word() != word:
+            return False
+        self.i += 1
+        return True
 
     def _value(self) -> str:
         kind, v = self._next()
