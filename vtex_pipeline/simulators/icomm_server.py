@@ -28,17 +28,17 @@ import random
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vtex_pipeline.simulators.faults import parse_spec
+from vtex_pipeline.simulators.faults import FaultKnobs
 
 DEFAULT_SIM_API_KEY = "icomm-sim-KEY-0001"
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -56,12 +56,10 @@ STAT_KEYS = (
     "lost_responses",
     "unauthorized",
 )
-_FLOATS = {"fail_batches", "status_error", "rate429", "retry_after", "hang", "latency"}
-_INTS = {"fail_status", "storm429", "lose_response", "seed"}
 
 
 @dataclass
-class IcommFaults:
+class IcommFaults(FaultKnobs):
     fail_batches: float = 0.0
     fail_status: int = 503
     status_error: float = 0.0
@@ -72,28 +70,11 @@ class IcommFaults:
     hang: float = 5.0
     latency: float = 0.0
     seed: int = 0
+    _what: ClassVar[str] = "icomm fault"
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-
-    @classmethod
-    def parse(cls, spec: str | None) -> IcommFaults:
-        return cls(**parse_spec(spec, _FLOATS, _INTS, "icomm fault"))
-
-    def to_spec(self) -> str:
-        default = IcommFaults()
-        return ",".join(
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if not f.name.startswith("_") and getattr(self, f.name) != getattr(default, f.name)
-        )
-
-    def retry_headers(self) -> dict[str, str]:
-        if self.retry_after <= 0:
-            return {}
-        ra = self.retry_after
-        return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
 
 
 class IcommState:
