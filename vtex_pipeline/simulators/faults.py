@@ -27,12 +27,18 @@ T = TypeVar("T")
 _NUMBER = {"float": float, "int": int}  # a knob's annotation (a string: annotations are postponed)
 
 
+@dataclass
 class FaultKnobs:
     """Base of both simulators' fault specs, dataclasses of numeric knobs: read from and written back
-    to ``name=value,...``, typed by the fields' own annotations (a new knob is one line, no name list)."""
+    to ``name=value,...``, typed by the fields' own annotations (a new knob is one line, no name list).
+    The knobs here mean the same in both: throttling, latency and the seed of the draws."""
 
     _what: ClassVar[str] = "fault"
-    retry_after: float
+    rate429: float = 0.0  # share of the API calls answered 429
+    storm429: int = 0  # the next N API calls answer 429 (from when the spec is set)
+    retry_after: float = 1.0  # Retry-After seconds on those answers (0: no header)
+    latency: float = 0.0  # seconds added to every API call
+    seed: int = 0  # seed of the random draws
 
     @classmethod
     def parse(cls, spec: str | None) -> Self:
@@ -80,17 +86,14 @@ class FaultDecision:
 
 @dataclass
 class FaultSpec(FaultKnobs):
-    rate429: float = 0.0
-    retry_after: float = 1.0
+    """The VTEX simulator's faults (the grammar is in the module docstring)."""
+
     rate503: float = 0.0
     rate504: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 3.0
     malformed: float = 0.0
-    storm429: int = 0
-    latency: float = 0.0
     limit_rps: int = 0
-    seed: int = 0
     feed_dup: float = 0.0
     feed_shuffle: float = 0.0
     feed_lost_commit: float = 0.0

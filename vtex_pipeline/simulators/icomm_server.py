@@ -60,17 +60,14 @@ STAT_KEYS = (
 
 @dataclass
 class IcommFaults(FaultKnobs):
+    """The icomm simulator's faults (the grammar is in the module docstring)."""
+
+    _what: ClassVar[str] = "icomm fault"
     fail_batches: float = 0.0
     fail_status: int = 503
     status_error: float = 0.0
-    rate429: float = 0.0
-    storm429: int = 0
-    retry_after: float = 1.0
     lose_response: int = 0
     hang: float = 5.0
-    latency: float = 0.0
-    seed: int = 0
-    _what: ClassVar[str] = "icomm fault"
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
