@@ -45,15 +45,21 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     parts = daily_partitions(cfg.start_date)
     duck_key, vtex_key = cfg.resource_key("duckdb"), cfg.resource_key("vtex")
     group = f"{cfg.name}_raw"
-    common = dict(
-        partitions_def=parts,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-    )
 
     def key(name: str) -> dg.AssetKey:
         return dg.AssetKey([cfg.name, name])
+
+    def raw_asset(name: str, description: str, **kw: Any) -> Any:
+        """`dg.asset` for one raw asset: the group, kinds, pool (one writer per file) and resources all share."""
+        return dg.asset(
+            key=key(name),
+            group_name=group,
+            kinds={"duckdb", "vtex"},
+            pool=cfg.pool,
+            required_resource_keys={duck_key, vtex_key},
+            description=description,
+            **kw,
+        )
 
     def lean(context: dg.AssetExecutionContext) -> bool:
         """Dagster copies a range run's metadata onto every partition: keep it small for long ranges."""
@@ -143,30 +149,21 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     # Customers are a current-state table, not a time series: Master Data is synced from the watermark
     # (everything the first time), so one materialization per run says how far (`synced_until`); the
     # days synced show on raw_orders. Partitioned by day it would double the run's bookkeeping.
-    @dg.asset(
-        key=key("raw_customers"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-        description=(
-            "Master Data CL documents created or updated since the last sync (everything on the first); "
-            "refreshed every 4 hours with the orders, metadata synced_until says how far."
-        ),
+    @raw_asset(
+        "raw_customers",
+        "Master Data CL documents created or updated since the last sync (everything on the first); "
+        "refreshed every 4 hours with the orders, metadata synced_until says how far.",
     )
     def raw_customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         meta = run_sync(context, sync_customers, "customers", "raw_customers")
         return dg.MaterializeResult(metadata=meta)
 
-    @dg.asset(
-        key=key("raw_orders"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
-        description=(
-            "OMS orders by creation day (UTC), refreshed every 4 hours: full detail, latest version, one row per order "
-            "(table raw_orders), and their items (table raw_order_items). Re-lists a look-back for status changes."
-        ),
-        **common,
+    @raw_asset(
+        "raw_orders",
+        "OMS orders by creation day (UTC), refreshed every 4 hours: full detail, latest version, one row per order "
+        "(table raw_orders), and their items (table raw_order_items). Re-lists a look-back for status changes.",
+        partitions_def=parts,
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def raw_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return dg.MaterializeResult(
@@ -175,18 +172,12 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
 
     # The catalog is not a time series: one materialization per run, not one per 4-hour window
     # (a two-year first sync would otherwise record ~4,400 identical catalog materializations).
-    @dg.asset(
-        key=key("raw_catalog"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
+    @raw_asset(
+        "raw_catalog",
+        "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
+        "(tables raw_products, raw_skus), and the category tree, brands and sales channels, refreshed whole "
+        "(raw_categories, raw_brands, raw_sales_channels).",
         deps=[key("raw_orders")],
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-        description=(
-            "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
-            "(tables raw_products, raw_skus), and the category tree, brands and sales channels, refreshed whole "
-            "(raw_categories, raw_brands, raw_sales_channels)."
-        ),
     )
     def raw_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         tags = context.run.tags
