@@ -35,7 +35,7 @@ from vtex_pipeline.predictions import (
     fit_spend_model,
     fit_transaction_model,
     group_summaries,
-    score_customers,
+    score_fits,
 )
 from vtex_pipeline.predictions.simulate import simulate_spend, simulate_transactions
 from vtex_pipeline.profile.compute import build_model, sql_parameters
@@ -75,16 +75,7 @@ def steps(data: dict[str, np.ndarray], settings: PredictionSettings) -> dict[str
         raise SystemExit(f"fit failed: {transaction.reason or spend.reason}")
 
     mark = time.perf_counter()
-    scores = score_customers(
-        data["x"],
-        data["t_x"],
-        data["T"],
-        data["m"],
-        transaction=transaction.params,  # type: ignore[arg-type]
-        spend=spend.params,  # type: ignore[arg-type]
-        settings=settings,
-        as_of=date(2025, 6, 15),
-    )
+    scores = score_fits(data, transaction, spend, settings=settings, as_of=date(2025, 6, 15))
     timings["score_s"] = time.perf_counter() - mark
     timings["fit_and_score_s"] = time.perf_counter() - start
     return {

@@ -19,6 +19,7 @@ import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from vtex_pipeline.bounds import AtLeastOne, Positive
 from vtex_pipeline.icomm.settings import IcommSettings, icomm_settings_from_env
 from vtex_pipeline.paths import resolve_path
 
@@ -53,8 +54,8 @@ class IntegrationConfig(BaseModel):
     )
     feed_app_token_env: str = "VTEX_FEED_APP_TOKEN"
     sales_channels: list[str] | None = None
-    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
-    concurrency: int = DEFAULT_CONCURRENCY
+    requests_per_second: Positive = DEFAULT_REQUESTS_PER_SECOND
+    concurrency: AtLeastOne = DEFAULT_CONCURRENCY
     request_timeout: float = 30.0
     ecommerce_url: str | None = None
     duckdb_path: str = Field(
@@ -132,20 +133,6 @@ class IntegrationConfig(BaseModel):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Sao_Paulo)") from exc
-        return v
-
-    @field_validator("requests_per_second")
-    @classmethod
-    def _rps(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("requests_per_second must be > 0")
-        return v
-
-    @field_validator("concurrency")
-    @classmethod
-    def _conc(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("concurrency must be >= 1")
         return v
 
     @property

@@ -1,8 +1,9 @@
 """What the VTEX and icomm clients share: pacing (one rate limiter per account), request counters,
-`Retry-After` parsing, exponential backoff with full jitter, and scrubbing secrets out of messages.
+`Retry-After` parsing, exponential backoff with full jitter, the attempt budget, the session's
+lifecycle and scrubbing secrets out of messages.
 
-A loop of a few lines in each client drives the retries (what is retryable differs: VTEX maps
-statuses to permissions, icomm reads per-contact results); these are the parts that must not differ.
+A loop in each client drives the retries (what is retryable differs: VTEX maps statuses to
+permissions, icomm reads per-contact results); these are the parts that must not differ.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
+
+import requests
+
+# Statuses worth another attempt, and the transport failures that are (no answer, or a broken one).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 def full_jitter(attempt: int, base: float, cap: float) -> float:
@@ -28,6 +40,60 @@ def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+class SessionClient:
+    """A client's `requests.Session` and secrets: the session is closed only by the client that opened
+    it (a caller may lend its own), the client is a context manager, and `scrub` hides its secrets."""
+
+    session: requests.Session
+    _owns_session: bool
+    _secrets: list[str]
+
+    def _open_session(self, session: requests.Session | None, secrets: Iterable[str]) -> None:
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        # Real keys/tokens are long; scrubbing a 1-3 character test value would mangle every message.
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def scrub(self, text: str) -> str:
+        """Remove the client's secrets from any text that may reach an exception or a log line."""
+        return scrub_secrets(text, self._secrets)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Attempts:
+    """One call's attempt budget. A 429 means "slow down", not "broken": it does not use up an attempt,
+    up to `max_throttled` in a row, so a throttled account waits instead of failing its calls."""
+
+    def __init__(self, limit: int, max_throttled: int) -> None:
+        self.limit = max(1, limit)
+        self.max_throttled = max_throttled
+        self.made = 0  # attempts that count (a throttled one is given back)
+        self.throttled_in_a_row = 0
+
+    def start(self) -> None:
+        self.made += 1
+
+    def retry(self, throttled: bool) -> bool:
+        """After a failed attempt: may the call try again?"""
+        if throttled:
+            self.throttled_in_a_row += 1
+            self.made -= 1
+            if self.throttled_in_a_row > self.max_throttled:
+                return False
+        else:
+            self.throttled_in_a_row = 0
+        return self.made < self.limit
 
 
 class RateLimiter:

@@ -12,6 +12,7 @@ windows live on inside the sync (`synced_partitions`, the watermarks), where the
 
 import warnings
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -44,15 +45,21 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     parts = daily_partitions(cfg.start_date)
     duck_key, vtex_key = cfg.resource_key("duckdb"), cfg.resource_key("vtex")
     group = f"{cfg.name}_raw"
-    common = dict(
-        partitions_def=parts,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-    )
 
     def key(name: str) -> dg.AssetKey:
         return dg.AssetKey([cfg.name, name])
+
+    def raw_asset(name: str, description: str, **kw: Any) -> Any:
+        """`dg.asset` for one raw asset: the group, kinds, pool (one writer per file) and resources all share."""
+        return dg.asset(
+            key=key(name),
+            group_name=group,
+            kinds={"duckdb", "vtex"},
+            pool=cfg.pool,
+            required_resource_keys={duck_key, vtex_key},
+            description=description,
+            **kw,
+        )
 
     def lean(context: dg.AssetExecutionContext) -> bool:
         """Dagster copies a range run's metadata onto every partition: keep it small for long ranges."""
@@ -142,30 +149,21 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
     # Customers are a current-state table, not a time series: Master Data is synced from the watermark
     # (everything the first time), so one materialization per run says how far (`synced_until`); the
     # days synced show on raw_orders. Partitioned by day it would double the run's bookkeeping.
-    @dg.asset(
-        key=key("raw_customers"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-        description=(
-            "Master Data CL documents created or updated since the last sync (everything on the first); "
-            "refreshed every 4 hours with the orders, metadata synced_until says how far."
-        ),
+    @raw_asset(
+        "raw_customers",
+        "Master Data CL documents created or updated since the last sync (everything on the first); "
+        "refreshed every 4 hours with the orders, metadata synced_until says how far.",
     )
     def raw_customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         meta = run_sync(context, sync_customers, "customers", "raw_customers")
         return dg.MaterializeResult(metadata=meta)
 
-    @dg.asset(
-        key=key("raw_orders"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
-        description=(
-            "OMS orders by creation day (UTC), refreshed every 4 hours: full detail, latest version, one row per order "
-            "(table raw_orders), and their items (table raw_order_items). Re-lists a look-back for status changes."
-        ),
-        **common,
+    @raw_asset(
+        "raw_orders",
+        "OMS orders by creation day (UTC), refreshed every 4 hours: full detail, latest version, one row per order "
+        "(table raw_orders), and their items (table raw_order_items). Re-lists a look-back for status changes.",
+        partitions_def=parts,
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def raw_orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return dg.MaterializeResult(
@@ -174,18 +172,12 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
 
     # The catalog is not a time series: one materialization per run, not one per 4-hour window
     # (a two-year first sync would otherwise record ~4,400 identical catalog materializations).
-    @dg.asset(
-        key=key("raw_catalog"),
-        group_name=group,
-        kinds={"duckdb", "vtex"},
+    @raw_asset(
+        "raw_catalog",
+        "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
+        "(tables raw_products, raw_skus), and the category tree, brands and sales channels, refreshed whole "
+        "(raw_categories, raw_brands, raw_sales_channels).",
         deps=[key("raw_orders")],
-        pool=cfg.pool,
-        required_resource_keys={duck_key, vtex_key},
-        description=(
-            "VTEX catalog: the products and SKUs that orders refer to, fetched once and refreshed when stale "
-            "(tables raw_products, raw_skus), and the category tree, brands and sales channels, refreshed whole "
-            "(raw_categories, raw_brands, raw_sales_channels)."
-        ),
     )
     def raw_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         tags = context.run.tags
@@ -207,53 +199,56 @@ def build_raw_assets(cfg: IntegrationConfig) -> list[dg.AssetsDefinition | dg.As
                 meta[f"{t}_rows"] = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         return dg.MaterializeResult(metadata=meta)
 
-    @dg.asset_check(
-        asset=key("raw_orders"),
-        name="items_belong_to_orders",
-        pool=cfg.pool,
-        required_resource_keys={duck_key},
-        blocking=True,
-        description="Every item row has its order, and every order's item_count matches its items.",
-    )
-    def items_belong_to_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with getattr(context.resources, duck_key).get_connection() as conn:
-            prepare(conn)
-            orphans = conn.execute(
-                "SELECT count(*) FROM raw_order_items i ANTI JOIN raw_orders o USING (order_id)"
-            ).fetchone()[0]
-            mismatched = conn.execute(
-                """SELECT count(*) FROM raw_orders o LEFT JOIN (
-                       SELECT order_id, count(*) n FROM raw_order_items GROUP BY 1) i USING (order_id)
-                   WHERE coalesce(i.n, 0) <> coalesce(o.item_count, 0)"""
-            ).fetchone()[0]
-        return dg.AssetCheckResult(
-            passed=orphans == 0 and mismatched == 0,
-            metadata={"orphan_items": int(orphans), "orders_with_item_count_mismatch": int(mismatched)},
+    def orders_check(name: str, description: str, **kw: Any) -> Any:
+        """An asset check on raw_orders that reads the DuckDB file (the checks below differ only in SQL)."""
+        return dg.asset_check(
+            asset=key("raw_orders"),
+            name=name,
+            pool=cfg.pool,
+            required_resource_keys={duck_key},
+            description=description,
+            **kw,
         )
 
-    @dg.asset_check(
-        asset=key("raw_orders"),
-        name="few_rejected_orders",
-        pool=cfg.pool,
-        required_resource_keys={duck_key},
-        description="Warns when orders were set aside as malformed or unfetchable (see raw_rejected_records).",
-    )
-    def few_rejected_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def counts(context: dg.AssetCheckExecutionContext, *queries: str) -> list[int]:
+        """The first column of each `SELECT count(*) ...` query, on the prepared DuckDB file."""
         with getattr(context.resources, duck_key).get_connection() as conn:
             prepare(conn)
-            rejected = conn.execute(
-                "SELECT count(*) FROM raw_rejected_records WHERE source = 'orders'"
-            ).fetchone()[0]
-            total = conn.execute("SELECT count(*) FROM raw_orders").fetchone()[0]
+            return [int(conn.execute(sql).fetchone()[0]) for sql in queries]
+
+    @orders_check(
+        "items_belong_to_orders",
+        "Every item row has its order, and every order's item_count matches its items.",
+        blocking=True,
+    )
+    def items_belong_to_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        orphans, mismatched = counts(
+            context,
+            "SELECT count(*) FROM raw_order_items i ANTI JOIN raw_orders o USING (order_id)",
+            """SELECT count(*) FROM raw_orders o LEFT JOIN (
+                   SELECT order_id, count(*) n FROM raw_order_items GROUP BY 1) i USING (order_id)
+               WHERE coalesce(i.n, 0) <> coalesce(o.item_count, 0)""",
+        )
+        return dg.AssetCheckResult(
+            passed=orphans == 0 and mismatched == 0,
+            metadata={"orphan_items": orphans, "orders_with_item_count_mismatch": mismatched},
+        )
+
+    @orders_check(
+        "few_rejected_orders",
+        "Warns when orders were set aside as malformed or unfetchable (see raw_rejected_records).",
+    )
+    def few_rejected_orders(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        rejected, total = counts(
+            context,
+            "SELECT count(*) FROM raw_rejected_records WHERE source = 'orders'",
+            "SELECT count(*) FROM raw_orders",
+        )
         share = rejected / max(total + rejected, 1)
         return dg.AssetCheckResult(
             passed=share <= 0.001,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "rejected_orders": int(rejected),
-                "stored_orders": int(total),
-                "share": round(share, 6),
-            },
+            metadata={"rejected_orders": rejected, "stored_orders": total, "share": round(share, 6)},
         )
 
     return [raw_customers, raw_orders, raw_catalog, items_belong_to_orders, few_rejected_orders]

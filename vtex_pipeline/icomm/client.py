@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import requests
 
-from vtex_pipeline.http_core import RateLimiter, RequestStats, full_jitter, parse_retry_after, scrub_secrets
+from vtex_pipeline import http_core
 from vtex_pipeline.icomm.settings import IcommSettings
 
 log = logging.getLogger("vtex_pipeline.icomm")
@@ -27,13 +27,15 @@ log = logging.getLogger("vtex_pipeline.icomm")
 SAVE_MULTI = "/Contacts/SaveMultiContact.Json/"
 SAVE_ONE = "/Contacts/SaveContact.Json/"
 LIST_FULL = "/Contacts/ListFull.Json/"
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 VERIFY_PROBE_EMAIL = "vtex-pipeline-verify@example.invalid"
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
+# The client's keywords that `IcommSettings` (and the Dagster resource) hold under the same names.
+CLIENT_TUNING = (
+    "timeout",
+    "max_attempts",
+    "requests_per_second",
+    "backoff_base",
+    "backoff_max",
+    "retry_after_max",
 )
 
 
@@ -79,7 +81,7 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-class IcommStats(RequestStats):
+class IcommStats(http_core.RequestStats):
     """The VTEX client's counters plus timeouts (a lost answer to a written batch is worth telling apart)."""
 
     def __init__(self) -> None:
@@ -116,7 +118,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-class IcommClient:
+class IcommClient(http_core.SessionClient):
     """One pooled session to icomm for one API key and one profile."""
 
     def __init__(
@@ -149,52 +151,26 @@ class IcommClient:
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self.max_throttled = max_throttled
-        self.limiter = RateLimiter(requests_per_second)
+        self.limiter = http_core.RateLimiter(requests_per_second)
         self.stats = IcommStats()
         self._sleep = sleep
-        self._owns_session = session is None
-        self.session = session or requests.Session()
         header = auth_header(api_key, auth_scheme)
         self._headers = {
             "Authorization": header,
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        self._secrets = [s for s in {api_key, header, header.removeprefix("Basic ")} if len(s) >= 4]
+        self._open_session(session, {api_key, header, header.removeprefix("Basic ")})
 
     @classmethod
     def from_settings(cls, settings: IcommSettings, api_key: str, **kw: Any) -> IcommClient:
-        return cls(
-            settings.base_url,
-            api_key,
-            settings.profile_key,
-            settings.auth_scheme,
-            timeout=settings.timeout,
-            max_attempts=settings.max_attempts,
-            requests_per_second=settings.requests_per_second,
-            backoff_base=settings.backoff_base,
-            backoff_max=settings.backoff_max,
-            retry_after_max=settings.retry_after_max,
-            **kw,
-        )
-
-    def close(self) -> None:
-        if self._owns_session:
-            self.session.close()
-
-    def __enter__(self) -> IcommClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        tuning = settings.model_dump(include=set(CLIENT_TUNING))
+        return cls(settings.base_url, api_key, settings.profile_key, settings.auth_scheme, **tuning, **kw)
 
     def __repr__(self) -> str:
         return f"IcommClient(base_url={self.base_url!r}, auth_scheme={self.auth_scheme!r}, api_key='***')"
 
     __str__ = __repr__
-
-    def scrub(self, text: str) -> str:
-        return scrub_secrets(text, self._secrets)
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -270,7 +246,7 @@ class IcommClient:
         return result
 
     def _backoff(self, attempt: int) -> float:
-        return full_jitter(attempt, self.backoff_base, self.backoff_max)
+        return http_core.full_jitter(attempt, self.backoff_base, self.backoff_max)
 
     def _call(
         self,
@@ -281,15 +257,13 @@ class IcommClient:
         call: str,
         max_attempts: int | None = None,
     ) -> Any:
-        attempts = max(1, max_attempts or self.max_attempts)
+        attempts = http_core.Attempts(max_attempts or self.max_attempts, self.max_throttled)
         url = self.base_url + path
         payload = encode_body(body)
         last_status: int | None = None
         last_error = ""
-        attempt = 0
-        throttled_in_a_row = 0
         while True:
-            attempt += 1
+            attempts.start()
             self.limiter.acquire()
             self.stats.record_request(call)
             delay: float | None = None
@@ -299,7 +273,7 @@ class IcommClient:
                     resp = self.session.post(
                         url, data=payload, headers=self._headers, timeout=self.timeout, allow_redirects=False
                     )
-                except _TRANSPORT_ERRORS as exc:
+                except http_core.TRANSPORT_ERRORS as exc:
                     if isinstance(exc, requests.Timeout):
                         self.stats.record_timeout()
                     raise _Retryable(f"{type(exc).__name__}") from None
@@ -311,12 +285,12 @@ class IcommClient:
                         status=resp.status_code,
                         call=call,
                     )
-                if resp.status_code in RETRY_STATUSES:
+                if resp.status_code in http_core.RETRY_STATUSES:
                     if resp.status_code == 429:
                         self.stats.record_throttled()
                     else:
                         self.stats.record_server_error()
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    retry_after = http_core.parse_retry_after(resp.headers.get("Retry-After"))
                     if retry_after is not None:
                         retry_after = min(retry_after, self.retry_after_max)
                         if resp.status_code == 429:
@@ -337,33 +311,25 @@ class IcommClient:
                 last_error = self.scrub(exc.reason)
                 delay = exc.delay
                 throttled = exc.status == 429
-            # a 429 means "slow down", not "broken": it does not use up an attempt, up to a cap
-            if throttled:
-                throttled_in_a_row += 1
-                attempt -= 1
-                if throttled_in_a_row > self.max_throttled:
-                    break
-            else:
-                throttled_in_a_row = 0
-            if attempt >= attempts:
+            if not attempts.retry(throttled):
                 break
             if delay is None:
-                delay = self._backoff(max(attempt, throttled_in_a_row))
+                delay = self._backoff(max(attempts.made, attempts.throttled_in_a_row))
             self.stats.record_retry()
             log.warning(
                 "icomm %s attempt %d/%d failed (%s); retrying in %.2fs",
                 call,
-                max(attempt, 1),
-                attempts,
+                max(attempts.made, 1),
+                attempts.limit,
                 last_error,
                 delay,
             )
             self._sleep(delay)
         raise IcommRequestFailed(
-            f"icomm {call} failed after {attempts} attempt(s): {last_error}",
+            f"icomm {call} failed after {attempts.limit} attempt(s): {last_error}",
             status=last_status,
             call=call,
-            attempts=attempts,
+            attempts=attempts.limit,
             last_error=last_error,
         )
 

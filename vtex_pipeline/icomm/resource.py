@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from vtex_pipeline.config import IntegrationConfig
-from vtex_pipeline.icomm.client import IcommClient
+from vtex_pipeline.icomm.client import CLIENT_TUNING, IcommClient
 from vtex_pipeline.icomm.settings import IcommSettings
 
 
@@ -27,31 +27,21 @@ class IcommResource(dg.ConfigurableResource):
             raise dg.Failure("ICOMM_PROFILE_KEY is not set: the export needs the target icomm profile")
         if self.auth_scheme not in ("basic", "raw"):
             raise dg.Failure(f"icomm auth_scheme must be 'basic' or 'raw', got {self.auth_scheme!r}")
+        # The resource carries all the tuning but retry_after_max (the client's default applies).
+        tuning = {name: getattr(self, name) for name in CLIENT_TUNING if name in IcommResource.model_fields}
         return IcommClient(
             self.base_url,
             self.api_key,
             self.profile_key,
             self.auth_scheme,  # type: ignore[arg-type]
-            timeout=self.timeout,
-            max_attempts=self.max_attempts,
-            requests_per_second=self.requests_per_second,
-            backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max,
+            **tuning,
         )
 
 
 def icomm_resource(settings: IcommSettings) -> IcommResource:
-    return IcommResource(
-        base_url=settings.base_url,
-        api_key=dg.EnvVar(settings.api_key_env),
-        profile_key=settings.profile_key,
-        auth_scheme=settings.auth_scheme,
-        timeout=settings.timeout,
-        max_attempts=settings.max_attempts,
-        requests_per_second=settings.requests_per_second,
-        backoff_base=settings.backoff_base,
-        backoff_max=settings.backoff_max,
-    )
+    """The resource for `settings`: every field but the key is the setting of the same name."""
+    shared = IcommResource.model_fields.keys() - {"api_key"}
+    return IcommResource(api_key=dg.EnvVar(settings.api_key_env), **settings.model_dump(include=shared))
 
 
 def resources_for_icomm(

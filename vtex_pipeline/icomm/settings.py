@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from vtex_pipeline.bounds import AtLeastOne, Positive
+
 DEFAULT_BASE_URL = "https://api.icommarketing.com"
 
 
@@ -20,9 +22,9 @@ class IcommSettings(BaseModel):
     profile_key: str = ""
     auth_scheme: Literal["basic", "raw"] = "basic"
     batch_size: int = 500
-    timeout: float = 60.0
-    max_attempts: int = 5
-    requests_per_second: float = 2.0
+    timeout: Positive = 60.0
+    max_attempts: AtLeastOne = 5
+    requests_per_second: Positive = 2.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     retry_after_max: float = 300.0
@@ -35,20 +37,6 @@ class IcommSettings(BaseModel):
     def _batch(cls, v: int) -> int:
         if not 1 <= v <= 10_000:
             raise ValueError("batch_size must be between 1 and 10000")
-        return v
-
-    @field_validator("max_attempts")
-    @classmethod
-    def _attempts(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("max_attempts must be >= 1")
-        return v
-
-    @field_validator("timeout", "requests_per_second")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
         return v
 
     @field_validator("base_url")

@@ -30,6 +30,7 @@ _SOURCES: dict[str, str] = {
     "SpendParams": "gamma_gamma",
     "expected_average_value": "gamma_gamma",
     "score_customers": "scoring",
+    "score_fits": "scoring",
     "group_summaries": "summaries",
     "grouped_summary_sql": "summaries",
     "summaries_from_purchases": "summaries",

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, expit, gammaln, hyp2f1, psi
 
+from vtex_pipeline.predictions.arrays import distinct_x, finite_positive
 from vtex_pipeline.predictions.names import TRANSACTION_MODELS
 
 # Below this distance from a = 1 the factor 1/(a - 1) of the expectation formulas is 0/0 in floating
@@ -39,10 +40,7 @@ class TransactionParams(NamedTuple):
 
     def check(self) -> TransactionParams:
         """Refuse parameters no fit can return, so scoring never turns them into numbers."""
-        values = tuple(float(v) for v in self)
-        if not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"transaction parameters must be finite and > 0, got {self._asdict()}")
-        return TransactionParams(*values)
+        return TransactionParams(*finite_positive("transaction", self._asdict()))
 
 
 def shift(model: str) -> int:
@@ -185,7 +183,7 @@ class GroupedData:
         T: NDArray[np.float64],
         weights: NDArray[np.float64],
     ) -> GroupedData:
-        x_values, x_index = np.unique(x, return_inverse=True)
+        x_values, x_index, x_weights = distinct_x(x, weights)
         T_values, T_index = np.unique(T, return_inverse=True)
         t_x_values, t_x_index = np.unique(t_x, return_inverse=True)
         return cls(
@@ -193,7 +191,7 @@ class GroupedData:
             weights=weights,
             x_values=x_values,
             x_index=x_index,
-            x_weights=np.bincount(x_index, weights=weights, minlength=x_values.size),
+            x_weights=x_weights,
             T_values=T_values,
             T_index=T_index,
             t_x_values=t_x_values,

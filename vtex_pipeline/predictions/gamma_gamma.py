@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln, psi
 
+from vtex_pipeline.predictions.arrays import distinct_x, finite_positive
+
 
 class SpendParams(NamedTuple):
     """p (shape of a purchase day's value), q and gamma (shape and scale of the rate across customers);
@@ -30,9 +32,7 @@ class SpendParams(NamedTuple):
 
     def check(self) -> SpendParams:
         """Refuse parameters with no finite population mean (q <= 1) before they reach a column."""
-        values = tuple(float(v) for v in self)
-        if not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"spend parameters must be finite and > 0, got {self._asdict()}")
+        values = finite_positive("spend", self._asdict())
         if values[1] <= 1.0:
             raise ValueError(f"spend parameter q must be > 1 for a finite mean value, got {values[1]}")
         return SpendParams(*values)
@@ -91,7 +91,7 @@ class SpendData:
 
     @classmethod
     def build(cls, x: NDArray[np.float64], m: NDArray[np.float64], weights: NDArray[np.float64]) -> SpendData:
-        x_values, x_index = np.unique(x, return_inverse=True)
+        x_values, _, x_weights = distinct_x(x, weights)
         log_m = np.log(m)
         return cls(
             x=x,
@@ -99,7 +99,7 @@ class SpendData:
             weights=weights,
             weighted_x=weights * x,
             x_values=x_values,
-            x_weights=np.bincount(x_index, weights=weights, minlength=x_values.size),
+            x_weights=x_weights,
             sum_wx_log_m=float((weights * x) @ log_m),
             sum_w_log_m=float(weights @ log_m),
             sum_wx_log_x=float((weights * x) @ np.log(x)),

@@ -7,7 +7,9 @@ Customers without a purchase have no summary and get NULLs from the caller, not 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -18,9 +20,31 @@ from vtex_pipeline.predictions.bgnbd import (
     median_time_to_next_purchase,
     p_alive,
 )
-from vtex_pipeline.predictions.fit import PredictionSettings
+from vtex_pipeline.predictions.fit import FitResult, PredictionSettings
 from vtex_pipeline.predictions.gamma_gamma import SpendParams, expected_average_value
 from vtex_pipeline.predictions.names import HORIZONS_DAYS
+
+
+def score_fits(
+    summaries: Mapping[str, ArrayLike],
+    transaction: FitResult,
+    spend: FitResult,
+    *,
+    settings: PredictionSettings | None = None,
+    as_of: date | None = None,
+) -> dict[str, NDArray]:
+    """`score_customers` on a summary table's columns (x, t_x, T, m) with the parameters of two fits
+    (the caller has checked `.ok`): the profile and the scale benchmark score alike."""
+    return score_customers(
+        summaries["x"],
+        summaries["t_x"],
+        summaries["T"],
+        summaries["m"],
+        transaction=cast(TransactionParams, transaction.params),
+        spend=cast(SpendParams, spend.params),
+        settings=settings,
+        as_of=as_of,
+    )
 
 
 def score_customers(

@@ -34,7 +34,7 @@ from vtex_pipeline.predictions.fit import (
 )
 from vtex_pipeline.predictions.gamma_gamma import SpendParams
 from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
-from vtex_pipeline.predictions.scoring import score_customers
+from vtex_pipeline.predictions.scoring import score_fits
 from vtex_pipeline.predictions.summaries import summary_sql
 from vtex_pipeline.profile.prediction_report import BACKTEST_SUMMARY_TABLE, PREDICTIONS_TABLE, SUMMARY_TABLE
 from vtex_pipeline.profile.reference import Reference
@@ -116,17 +116,7 @@ def _score(
         f'SELECT customer_id, x::DOUBLE AS x, t_x::DOUBLE AS t_x, "T"::DOUBLE AS "T", '
         f"coalesce(m, 'NaN'::DOUBLE) AS m FROM {SUMMARY_TABLE}"
     ).fetchnumpy()
-    scores = score_customers(
-        s["x"],
-        s["t_x"],
-        s["T"],
-        s["m"],
-        transaction=transaction.params,  # type: ignore[arg-type]
-        spend=spend.params,  # type: ignore[arg-type]
-        settings=ps,
-        model=ps.model,
-        as_of=as_of,
-    )
+    scores = score_fits(s, transaction, spend, settings=ps, as_of=as_of)
     frame = pd.DataFrame({"ckey": np.asarray(s["customer_id"]), **{c: scores[c] for c in PREDICTION_COLUMNS}})
     conn.register("_clv_scores", frame)
     try:

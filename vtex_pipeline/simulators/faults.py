@@ -20,24 +20,58 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, fields
-from typing import TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 T = TypeVar("T")
 
-_FLOAT_FIELDS = {
-    "rate429",
-    "rate503",
-    "rate504",
-    "slow",
-    "slow_seconds",
-    "malformed",
-    "latency",
-    "retry_after",
-    "feed_dup",
-    "feed_shuffle",
-    "feed_lost_commit",
-}
-_INT_FIELDS = {"storm429", "limit_rps", "seed"}
+_NUMBER = {"float": float, "int": int}  # a knob's annotation (a string: annotations are postponed)
+
+
+@dataclass
+class FaultKnobs:
+    """Base of both simulators' fault specs, dataclasses of numeric knobs: read from and written back
+    to ``name=value,...``, typed by the fields' own annotations (a new knob is one line, no name list).
+    The knobs here mean the same in both: throttling, latency and the seed of the draws."""
+
+    _what: ClassVar[str] = "fault"
+    rate429: float = 0.0  # share of the API calls answered 429
+    storm429: int = 0  # the next N API calls answer 429 (from when the spec is set)
+    retry_after: float = 1.0  # Retry-After seconds on those answers (0: no header)
+    latency: float = 0.0  # seconds added to every API call
+    seed: int = 0  # seed of the random draws
+
+    @classmethod
+    def parse(cls, spec: str | None) -> Self:
+        """Parse ``name=value,...``; an empty spec means no faults. Unknown names raise ValueError."""
+        kinds = {f.name: _NUMBER[str(f.type)] for f in fields(cast(Any, cls)) if not f.name.startswith("_")}
+        kw: dict[str, float | int] = {}
+        for part in (spec or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep:
+                raise ValueError(f"fault spec item {part!r} is not name=value")
+            if name not in kinds:
+                raise ValueError(f"unknown {cls._what} {name!r}; known: {sorted(kinds)}")
+            kw[name] = kinds[name](value)
+        return cls(**kw)
+
+    def to_spec(self) -> str:
+        """The knobs that differ from the defaults, as ``parse`` reads them."""
+        default = type(self)()
+        return ",".join(
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(cast(Any, self))
+            if not f.name.startswith("_") and getattr(self, f.name) != getattr(default, f.name)
+        )
+
+    def retry_headers(self) -> dict[str, str]:
+        if self.retry_after <= 0:
+            return {}
+        ra = self.retry_after
+        return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
 
 
 @dataclass
@@ -51,18 +85,15 @@ class FaultDecision:
 
 
 @dataclass
-class FaultSpec:
-    rate429: float = 0.0
-    retry_after: float = 1.0
+class FaultSpec(FaultKnobs):
+    """The VTEX simulator's faults (the grammar is in the module docstring)."""
+
     rate503: float = 0.0
     rate504: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 3.0
     malformed: float = 0.0
-    storm429: int = 0
-    latency: float = 0.0
     limit_rps: int = 0
-    seed: int = 0
     feed_dup: float = 0.0
     feed_shuffle: float = 0.0
     feed_lost_commit: float = 0.0
@@ -74,29 +105,9 @@ class FaultSpec:
         self._window: deque[float] = deque()
         self._lock = threading.Lock()
 
-    @classmethod
-    def parse(cls, spec: str | None) -> FaultSpec:
-        """Parse ``name=value,...``; an empty spec means no faults. Unknown names raise ValueError."""
-        return cls(**parse_spec(spec, _FLOAT_FIELDS, _INT_FIELDS, "fault"))  # type: ignore[arg-type]
-
-    def to_spec(self) -> str:
-        default = FaultSpec()
-        parts = [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        ]
-        return ",".join(parts)
-
     @property
     def active(self) -> bool:
         return self.to_spec() != ""
-
-    def _retry_headers(self) -> dict[str, str]:
-        if self.retry_after <= 0:
-            return {}
-        ra = self.retry_after
-        return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
 
     def feed_roll(self, probability: float) -> bool:
         """One draw for a feed knob (thread-safe, deterministic per seed, apart from the /api draws)."""
@@ -118,7 +129,7 @@ class FaultSpec:
             d = FaultDecision(delay=self.latency)
             if self._storm_left > 0:
                 self._storm_left -= 1
-                d.status, d.headers = 429, self._retry_headers()
+                d.status, d.headers = 429, self.retry_headers()
                 return d
             if self.limit_rps > 0:
                 t = time.monotonic()
@@ -132,7 +143,7 @@ class FaultSpec:
             if self.slow and r() < self.slow:
                 d.delay += self.slow_seconds
             if self.rate429 and r() < self.rate429:
-                d.status, d.headers = 429, self._retry_headers()
+                d.status, d.headers = 429, self.retry_headers()
             elif self.rate503 and r() < self.rate503:
                 d.status = 503
             elif self.rate504 and r() < self.rate504:
@@ -140,25 +151,3 @@ class FaultSpec:
             elif self.malformed and r() < self.malformed:
                 d.malformed = True
             return d
-
-
-def parse_spec(
-    spec: str | None, floats: set[str] | frozenset[str], ints: set[str] | frozenset[str], what: str
-) -> dict:
-    """``name=value,...`` into keyword arguments, typed by the two name sets; shared by both simulators."""
-    kw: dict[str, float | int] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ValueError(f"fault spec item {part!r} is not name=value")
-        if name in floats:
-            kw[name] = float(value)
-        elif name in ints:
-            kw[name] = int(value)
-        else:
-            raise ValueError(f"unknown {what} {name!r}; known: {sorted(set(floats) | set(ints))}")
-    return kw

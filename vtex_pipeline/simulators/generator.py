@@ -17,22 +17,12 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from vtex_pipeline.simulators.store import fmt7
+from vtex_pipeline.simulators.store import STATUS_DESCRIPTION, fmt7
 
 ACCOUNT = "simstore"
 ACCOUNT_ID = "a8b27fb4-6516-4cc0-82b6-a5f2b011e6e2"
 HOST = f"https://{ACCOUNT}.vtexcommercestable.com.br"
 SPAN_DAYS = 790  # ~26 months: some orders fall beyond the API's 2-year horizon
-
-STATUS_DESCRIPTION = {
-    "waiting-for-sellers-confirmation": "Aguardando confirmação do seller",
-    "payment-pending": "Pagamento Pendente",
-    "payment-approved": "Pagamento Aprovado",
-    "ready-for-handling": "Pronto para o manuseio",
-    "handling": "Preparando Entrega",
-    "invoiced": "Faturado",
-    "canceled": "Cancelado",
-}
 
 _FIRST = [
     "Ana",

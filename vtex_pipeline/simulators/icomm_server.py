@@ -28,17 +28,17 @@ import random
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vtex_pipeline.simulators.faults import parse_spec
+from vtex_pipeline.simulators.faults import FaultKnobs
 
 DEFAULT_SIM_API_KEY = "icomm-sim-KEY-0001"
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -56,44 +56,22 @@ STAT_KEYS = (
     "lost_responses",
     "unauthorized",
 )
-_FLOATS = {"fail_batches", "status_error", "rate429", "retry_after", "hang", "latency"}
-_INTS = {"fail_status", "storm429", "lose_response", "seed"}
 
 
 @dataclass
-class IcommFaults:
+class IcommFaults(FaultKnobs):
+    """The icomm simulator's faults (the grammar is in the module docstring)."""
+
+    _what: ClassVar[str] = "icomm fault"
     fail_batches: float = 0.0
     fail_status: int = 503
     status_error: float = 0.0
-    rate429: float = 0.0
-    storm429: int = 0
-    retry_after: float = 1.0
     lose_response: int = 0
     hang: float = 5.0
-    latency: float = 0.0
-    seed: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-
-    @classmethod
-    def parse(cls, spec: str | None) -> IcommFaults:
-        return cls(**parse_spec(spec, _FLOATS, _INTS, "icomm fault"))
-
-    def to_spec(self) -> str:
-        default = IcommFaults()
-        return ",".join(
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if not f.name.startswith("_") and getattr(self, f.name) != getattr(default, f.name)
-        )
-
-    def retry_headers(self) -> dict[str, str]:
-        if self.retry_after <= 0:
-            return {}
-        ra = self.retry_after
-        return {"Retry-After": str(int(ra)) if ra == int(ra) else str(ra)}
 
 
 class IcommState:
@@ -272,14 +250,20 @@ def create_icomm_app(
             return JSONResponse({"Message": "The request is invalid."}, 400), None, False
         return None, body, lose
 
+    async def profile_gate(
+        request: Request, call: str, name: str, **empty: Any
+    ) -> tuple[Response | None, dict[str, Any], bool]:
+        """`gate`, then the unknown-ProfileKey answer (`name` result, plus `empty`) every call starts with."""
+        early, body, lose = await gate(request, call)
+        if early is None and body is not None and not state.profile_ok(body.get("ProfileKey")):
+            early = _result(name, ERROR, "ProfileKey not found", **empty)
+        return early, body or {}, lose
+
     async def save_multi(request: Request) -> Response:
-        early, body, lose = await gate(request, "SaveMultiContact")
+        name = "SaveMultiContactJsonResult"
+        early, body, lose = await profile_gate(request, "SaveMultiContact", name, Responses=[])
         if early is not None:
             return early
-        assert body is not None
-        name = "SaveMultiContactJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found", Responses=[])
         contacts = body.get("ContactList")
         if not isinstance(contacts, list):
             return _result(name, ERROR, "ContactList is required", Responses=[])
@@ -304,13 +288,10 @@ def create_icomm_app(
         return _result(name, OK, "", Responses=responses)
 
     async def save_one(request: Request) -> Response:
-        early, body, _ = await gate(request, "SaveContact")
+        name = "SaveContactJsonResult"
+        early, body, _ = await profile_gate(request, "SaveContact", name)
         if early is not None:
             return early
-        assert body is not None
-        name = "SaveContactJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found")
         contact = body.get("Contact")
         with state.lock:
             code, message = state.upsert(
@@ -320,13 +301,10 @@ def create_icomm_app(
         return _result(name, code, message, Data={"Email": email, "Status": "A"} if code == OK else None)
 
     async def list_full(request: Request) -> Response:
-        early, body, _ = await gate(request, "ListFull")
+        name = "ListContactsFullJsonResult"
+        early, body, _ = await profile_gate(request, "ListFull", name)
         if early is not None:
             return early
-        assert body is not None
-        name = "ListContactsFullJsonResult"
-        if not state.profile_ok(body.get("ProfileKey")):
-            return _result(name, ERROR, "ProfileKey not found")
         filters = body.get("Filters") if isinstance(body.get("Filters"), dict) else {}
         with state.lock:
             rows = state.listing(body["ProfileKey"], filters.get("Email"))

@@ -13,6 +13,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# The OMS `statusDescription` of each status (pt-BR, as the store answers): the generator writes it
+# on new orders, the server on status changes.
+STATUS_DESCRIPTION = {
+    "waiting-for-sellers-confirmation": "Aguardando confirmação do seller",
+    "payment-pending": "Pagamento Pendente",
+    "payment-approved": "Pagamento Aprovado",
+    "ready-for-handling": "Pronto para o manuseio",
+    "handling": "Preparando Entrega",
+    "invoiced": "Faturado",
+    "canceled": "Cancelado",
+    "cancellation-requested": "Cancelamento solicitado",
+    "window-to-cancel": "Carência para cancelamento",
+}
+
 FIXTURE_KEYS = ("sales_channels", "category_tree", "brands", "products", "skus", "clients", "orders")
 
 _ISO = re.compile(

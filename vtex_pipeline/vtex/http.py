@@ -17,17 +17,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from vtex_pipeline.http_core import (
+    RETRY_STATUSES,
+    TRANSPORT_ERRORS,
+    Attempts,
     RateLimiter,
     RequestStats,
+    SessionClient,
     full_jitter,
     parse_retry_after,
-    scrub_secrets,
 )
 from vtex_pipeline.vtex.errors import (
     VtexAuthError,
@@ -40,13 +43,6 @@ from vtex_pipeline.vtex.permissions import permission_for
 
 log = logging.getLogger("vtex_pipeline.vtex")
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 _QUERY_RE = re.compile(r"\?[^\s'\"]*")
 
@@ -178,7 +174,16 @@ def _body_message(resp: requests.Response) -> str:
     return text[:300]
 
 
-class VtexClient:
+class CallOptions(TypedDict, total=False):
+    """What a call may add to its method and path (the same for every public call)."""
+
+    params: Mapping[str, Any] | None  # the query string
+    headers: Mapping[str, str] | None  # on top of the key, token and JSON headers
+    call: str | None  # the name it is counted and logged under (default: method and path)
+    max_attempts: int | None  # fewer for cheap probes
+
+
+class VtexClient(SessionClient):
     """One pooled session to one VTEX account; every call is paced, timed out, retried and mapped.
 
     Thread-safe for concurrent `request`/`get_json` calls (the assets fan out order/product fetches).
@@ -196,8 +201,7 @@ class VtexClient:
         self.base = settings.base
         self.limiter = limiter or RateLimiter(settings.requests_per_second)
         self.stats = stats or RequestStats()
-        self._owns_session = session is None
-        self.session = session or requests.Session()
+        self._open_session(session, (settings.app_key, settings.app_token))
         self._auth_headers = {
             "X-VTEX-API-AppKey": settings.app_key,
             "X-VTEX-API-AppToken": settings.app_token,
@@ -210,20 +214,6 @@ class VtexClient:
             self.session.mount("https://", adapter)
             self.session.mount("http://", adapter)
             self.session.headers.update(self._auth_headers)
-        # Real keys/tokens are long; scrubbing a 1-3 character test value would mangle every message.
-        self._secrets = [s for s in (settings.app_key, settings.app_token) if s and len(s) >= 4]
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._owns_session:
-            self.session.close()
-
-    def __enter__(self) -> VtexClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"VtexClient(base={self.base!r}, settings={self.settings!r})"
@@ -231,47 +221,23 @@ class VtexClient:
     # -- public calls --------------------------------------------------------------------------
 
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        call: str | None = None,
-        max_attempts: int | None = None,
-        json_body: Any = None,
+        self, method: str, path: str, *, json_body: Any = None, **options: Unpack[CallOptions]
     ) -> requests.Response:
         """Send with pacing and retries; returns the successful (2xx) response or raises a VtexError.
 
         `json_body` (POST config/commit) is sent as JSON on every attempt; None sends no body.
         """
-        resp, _ = self._send(method, path, params, headers, call, False, max_attempts, json_body=json_body)
+        resp, _ = self._send(method, path, False, json_body=json_body, **options)
         return resp
 
-    def get_json(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        call: str | None = None,
-        max_attempts: int | None = None,
-    ) -> Any:
+    def get_json(self, path: str, **options: Unpack[CallOptions]) -> Any:
         """GET and decode JSON; a 2xx with a broken/truncated body is retried like a 5xx."""
-        _, data = self._send("GET", path, params, headers, call, True, max_attempts)
+        _, data = self._send("GET", path, True, **options)
         return data
 
-    def get_json_response(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        call: str | None = None,
-        max_attempts: int | None = None,
-    ) -> tuple[Any, requests.Response]:
+    def get_json_response(self, path: str, **options: Unpack[CallOptions]) -> tuple[Any, requests.Response]:
         """Like get_json, also returning the response (for paging headers such as REST-Content-Range)."""
-        resp, data = self._send("GET", path, params, headers, call, True, max_attempts)
+        resp, data = self._send("GET", path, True, **options)
         return data, resp
 
     def map_concurrent(
@@ -281,10 +247,6 @@ class VtexClient:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def scrub(self, text: str) -> str:
-        """Remove the key and token from any text that may reach an exception or a log line."""
-        return scrub_secrets(text, self._secrets)
-
     def _backoff(self, attempt: int) -> float:
         return full_jitter(attempt, self.settings.backoff_base, self.settings.backoff_max)
 
@@ -292,12 +254,12 @@ class VtexClient:
         self,
         method: str,
         path: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        call: str | None,
         parse_json: bool,
-        max_attempts: int | None,
         *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        call: str | None = None,
+        max_attempts: int | None = None,
         json_body: Any = None,
     ) -> tuple[requests.Response, Any]:
         method = method.upper()
@@ -305,7 +267,7 @@ class VtexClient:
             path = "/" + path
         shown_path = path.split("?", 1)[0]
         call_name = call or f"{method} {shown_path}"
-        attempts = max(1, max_attempts or self.settings.max_attempts)
+        attempts = Attempts(max_attempts or self.settings.max_attempts, self.settings.max_throttled)
         url = self.base + path
         req_headers = dict(self._auth_headers)
         if headers:
@@ -313,10 +275,8 @@ class VtexClient:
 
         last_status: int | None = None
         last_error: str | None = None
-        attempt = 0
-        throttled_in_a_row = 0
         while True:
-            attempt += 1
+            attempts.start()
             self.stats.add_wait(self.limiter.acquire())
             self.stats.record_request(call_name)
             throttled = False
@@ -331,7 +291,7 @@ class VtexClient:
                     timeout=self.settings.timeout,
                     allow_redirects=False,  # never forward the key/token to another host
                 )
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:
                 last_status = None
                 # urllib3 messages embed the URL: drop its query string (it may hold e-mails/ids)
                 last_error = _QUERY_RE.sub("", self.scrub(f"{type(exc).__name__}: {exc}"))[:300]
@@ -365,18 +325,10 @@ class VtexClient:
                     resp.close()
                 else:
                     raise self._error_for(resp, method, shown_path, call_name)
-            if throttled:
-                throttled_in_a_row += 1
-                attempt -= 1  # throttling is not a failure of the call
-                if throttled_in_a_row > self.settings.max_throttled:
-                    attempt = attempts
-                    break
-            else:
-                throttled_in_a_row = 0
-            if attempt >= attempts:
+            if not attempts.retry(throttled):
                 break
             if delay is None:
-                delay = self._backoff(throttled_in_a_row if throttled else attempt)
+                delay = self._backoff(attempts.throttled_in_a_row if throttled else attempts.made)
             self.stats.record_retry()
             if last_status is None:
                 reason = last_error or "no response"
@@ -387,8 +339,8 @@ class VtexClient:
                 call_name,
                 method,
                 shown_path,
-                max(attempt, 1),
-                attempts,
+                max(attempts.made, 1),
+                attempts.limit,
                 reason,
                 delay,
             )
@@ -399,7 +351,7 @@ class VtexClient:
         raise VtexRequestFailed(
             method=method,
             path=shown_path,
-            attempts=attempts,
+            attempts=attempts.limit,
             last_status=last_status,
             last_error=last_error,
             call=call_name,

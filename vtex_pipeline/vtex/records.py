@@ -8,6 +8,7 @@ skip it; optional fields that are malformed become None instead of failing the w
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -115,6 +116,11 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _fields(obj: dict[str, Any], coerce: Callable[[Any], Any], **keys: str) -> dict[str, Any]:
+    """`{column: coerce(obj[key])}` for each `column=key`: most of a row is runs of these."""
+    return {column: coerce(obj.get(key)) for column, key in keys.items()}
+
+
 def _optional_datetime(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
@@ -185,10 +191,14 @@ def customer_row(doc: Any) -> dict[str, Any]:
         "user_id": _nonempty(doc.get("userId")),
         "email": email,
         "email_is_valid": is_valid_email(email),
-        "first_name": _nonempty(doc.get("firstName")),
-        "last_name": _nonempty(doc.get("lastName")),
-        "document": _nonempty(doc.get("document")),
-        "document_type": _nonempty(doc.get("documentType")),
+        **_fields(
+            doc,
+            _nonempty,
+            first_name="firstName",
+            last_name="lastName",
+            document="document",
+            document_type="documentType",
+        ),
         "phone": phone,
         "gender": _nonempty(doc.get("gender")),
         "birth_date": _birth_date(doc.get("birthDate")),
@@ -232,16 +242,18 @@ def _item_row(order_id: str, index: int, item: Any) -> dict[str, Any]:
         "unique_id": _nonempty(item.get("uniqueId")),
         "sku_id": sku_id,
         "product_id": _id(item.get("productId")),
-        "ref_id": _nonempty(item.get("refId")),
-        "name": _nonempty(item.get("name")),
+        **_fields(item, _nonempty, ref_id="refId", name="name"),
         "quantity": _int(item.get("quantity")),
-        "price_cents": _cents(item.get("price")),
-        "list_price_cents": _cents(item.get("listPrice")),
-        "selling_price_cents": _cents(item.get("sellingPrice")),
+        **_fields(
+            item,
+            _cents,
+            price_cents="price",
+            list_price_cents="listPrice",
+            selling_price_cents="sellingPrice",
+        ),
         "is_gift": _bool(item.get("isGift")),
         "brand_id": _id(info.get("brandId")),
-        "brand_name": _nonempty(info.get("brandName")),
-        "categories_ids": _nonempty(info.get("categoriesIds")),
+        **_fields(info, _nonempty, brand_name="brandName", categories_ids="categoriesIds"),
         "category_names": category_names,
         "seller": _id(item.get("seller")),
     }
@@ -283,16 +295,23 @@ def order_rows(order: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "currency_code": _nonempty(prefs.get("currencyCode")),
         "client_email": email,
         "client_email_is_alias": is_alias_email(email),
-        "user_profile_id": _nonempty(client.get("userProfileId")),
-        "client_document": _nonempty(client.get("document")),
-        "client_first_name": _nonempty(client.get("firstName")),
-        "client_last_name": _nonempty(client.get("lastName")),
-        "coupon": _str(marketing.get("coupon")),
-        "utm_source": _str(marketing.get("utmSource")),
-        "utm_medium": _str(marketing.get("utmMedium")),
-        "utm_campaign": _str(marketing.get("utmCampaign")),
-        "origin": _nonempty(order.get("origin")),
-        "affiliate_id": _nonempty(order.get("affiliateId")),
+        **_fields(
+            client,
+            _nonempty,
+            user_profile_id="userProfileId",
+            client_document="document",
+            client_first_name="firstName",
+            client_last_name="lastName",
+        ),
+        **_fields(
+            marketing,
+            _str,
+            coupon="coupon",
+            utm_source="utmSource",
+            utm_medium="utmMedium",
+            utm_campaign="utmCampaign",
+        ),
+        **_fields(order, _nonempty, origin="origin", affiliate_id="affiliateId"),
         "item_count": len(item_rows),
     }
     return row, item_rows
@@ -319,13 +338,9 @@ def product_row(p: Any) -> dict[str, Any]:
     return {
         "product_id": _required_id(p, "Id", "product"),
         "name": _str(p.get("Name")),
-        "department_id": _id(p.get("DepartmentId")),
-        "category_id": _id(p.get("CategoryId")),
-        "brand_id": _id(p.get("BrandId")),
-        "ref_id": _nonempty(p.get("RefId")),
-        "link_id": _nonempty(p.get("LinkId")),
-        "is_active": _bool(p.get("IsActive")),
-        "is_visible": _bool(p.get("IsVisible")),
+        **_fields(p, _id, department_id="DepartmentId", category_id="CategoryId", brand_id="BrandId"),
+        **_fields(p, _nonempty, ref_id="RefId", link_id="LinkId"),
+        **_fields(p, _bool, is_active="IsActive", is_visible="IsVisible"),
     }
 
 
@@ -334,12 +349,15 @@ def sku_row(s: Any) -> dict[str, Any]:
     s = _require_dict(s, "SKU")
     return {
         "sku_id": _required_id(s, "Id", "SKU"),
-        "product_id": _id(s.get("ProductId")),
-        "name_complete": _str(s.get("NameComplete")),
-        "product_name": _str(s.get("ProductName")),
-        "sku_name": _str(s.get("SkuName")),
-        "brand_id": _id(s.get("BrandId")),
-        "brand_name": _str(s.get("BrandName")),
+        **_fields(s, _id, product_id="ProductId", brand_id="BrandId"),
+        **_fields(
+            s,
+            _str,
+            name_complete="NameComplete",
+            product_name="ProductName",
+            sku_name="SkuName",
+            brand_name="BrandName",
+        ),
         "product_category_ids": _nonempty(s.get("ProductCategoryIds")),
         "is_active": _bool(s.get("IsActive")),
     }
@@ -393,6 +411,5 @@ def sales_channel_row(s: Any) -> dict[str, Any]:
         "sales_channel_id": _required_id(s, "Id", "sales channel"),
         "name": _str(s.get("Name")),
         "is_active": _bool(s.get("IsActive")),
-        "currency_code": _nonempty(s.get("CurrencyCode")),
-        "time_zone": _nonempty(s.get("TimeZone")),
+        **_fields(s, _nonempty, currency_code="CurrencyCode", time_zone="TimeZone"),
     }

@@ -12,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vtex_pipeline.simulators.faults import FaultSpec
-from vtex_pipeline.simulators.store import fmt7
+from vtex_pipeline.simulators.store import STATUS_DESCRIPTION, fmt7
 from vtex_pipeline.simulators.vtex_server.common import dumps, json_response, md_error
-from vtex_pipeline.simulators.vtex_server.state import STATUS_DESC, SimState
+from vtex_pipeline.simulators.vtex_server.state import SimState
 
 
 def routes(state: SimState) -> list[Route]:
@@ -158,7 +158,7 @@ async def _admin_new_order(state: SimState, req: Request) -> Response:
             creationDate=fmt7(now),
             lastChange=fmt7(now),
             status=status,
-            statusDescription=STATUS_DESC.get(status, status),
+            statusDescription=STATUS_DESCRIPTION.get(status, status),
             authorizedDate=fmt7(now) if status in ("payment-approved", "invoiced") else None,
             invoicedDate=fmt7(now) if status == "invoiced" else None,
         )

@@ -12,46 +12,12 @@ from starlette.routing import Route
 from vtex_pipeline.simulators.vtex_server.common import (
     BRAND_LIST_CAP,
     ApiWrap,
+    api_routes,
     int_param,
     json_response,
     md_error,
 )
 from vtex_pipeline.simulators.vtex_server.state import SimState
-
-
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return [
-        Route(
-            "/api/catalog_system/pub/category/tree/{levels}",
-            api("/api/catalog_system/pub/category/tree/{levels}", lambda r: _category_tree(state, r)),
-        ),
-        Route(
-            "/api/catalog_system/pvt/brand/list",
-            api(
-                "/api/catalog_system/pvt/brand/list",
-                lambda r: json_response(state.store.brands[:BRAND_LIST_CAP]),
-            ),
-        ),
-        Route(
-            "/api/catalog_system/pvt/brand/pagedlist",
-            api("/api/catalog_system/pvt/brand/pagedlist", lambda r: _brand_paged(state, r)),
-        ),
-        Route(
-            "/api/catalog/pvt/product/{productId}",
-            api("/api/catalog/pvt/product/{productId}", lambda r: _product(state, r)),
-        ),
-        Route(
-            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}",
-            api("/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}", lambda r: _sku(state, r)),
-        ),
-        Route(
-            "/api/catalog_system/pvt/saleschannel/list",
-            api(
-                "/api/catalog_system/pvt/saleschannel/list",
-                lambda r: json_response(state.store.sales_channels),
-            ),
-        ),
-    ]
 
 
 def _trim_tree(nodes: list[dict[str, Any]], levels: int) -> list[dict[str, Any]]:
@@ -204,3 +170,19 @@ def _sku(state: SimState, req: Request) -> Response:
     if sku is None:
         return md_error(404, f"SKU {req.path_params['skuId']} not found")
     return json_response(sku)
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/catalog_system/pub/category/tree/{levels}": lambda r: _category_tree(state, r),
+            "/api/catalog_system/pvt/brand/list": lambda r: json_response(
+                state.store.brands[:BRAND_LIST_CAP]
+            ),
+            "/api/catalog_system/pvt/brand/pagedlist": lambda r: _brand_paged(state, r),
+            "/api/catalog/pvt/product/{productId}": lambda r: _product(state, r),
+            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}": lambda r: _sku(state, r),
+            "/api/catalog_system/pvt/saleschannel/list": lambda r: json_response(state.store.sales_channels),
+        },
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 # The Orders Feed needs a key of its own (one feed per app key): the second key is the feed's, with the
 # role VTEX's docs ask for (Feed v3 and Hook, plus View order to re-fetch changed orders).
@@ -64,8 +65,25 @@ class ApiError(Exception):
 
 Predicate = Callable[[dict[str, Any]], bool]
 KeyCache = dict[tuple[int, str], Any]  # (id(doc), field) -> comparable key; cleared when clients change
+Endpoint = Callable[[Request], Response | Awaitable[Response]]
 # Wraps a plain handler into an /api endpoint (auth, faults, counters): see app.create_app.
-ApiWrap = Callable[[str, Callable[[Request], Response | Awaitable[Response]]], Handler]
+ApiWrap = Callable[[str, Endpoint], Handler]
+
+
+def api_routes(
+    api: ApiWrap, endpoints: Mapping[str, Endpoint], *, slashes: tuple[str, ...] = ("",)
+) -> list[Route]:
+    """Routes for `{"[METHOD ]path": handler}` (GET when no method is named), each wrapped by `api`
+    under that key, which names its request counter: a path is written once, not twice per route.
+
+    `slashes=("", "/")` also serves each path with a trailing slash (the feed's clients send both).
+    """
+    out: list[Route] = []
+    for slash in slashes:
+        for label, handler in endpoints.items():
+            method, _, path = label.rpartition(" ")
+            out.append(Route(path + slash, api(label, handler), methods=[method or "GET"]))
+    return out
 
 
 def int_param(req: Request, name: str, default: int, error: Callable[[int, str], Response]) -> int:
@@ -76,3 +94,15 @@ def int_param(req: Request, name: str, default: int, error: Callable[[int, str],
         return int(raw)
     except ValueError as e:
         raise ApiError(error(400, f"Parameter {name} must be an integer")) from e
+
+
+P = TypeVar("P")
+
+
+def joined(operand: Callable[[], P], take_word: Callable[[], bool], combine: Callable[[list[P]], P]) -> P:
+    """`operand (WORD operand)*` for the simulators' recursive-descent parsers (`_where`, JSONata):
+    `take_word` consumes the joining word (OR, AND) when it comes next; one operand stands alone."""
+    parts = [operand()]
+    while take_word():
+        parts.append(operand())
+    return parts[0] if len(parts) == 1 else combine(parts)

@@ -52,7 +52,14 @@ from starlette.routing import Route
 
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.store import fmt7
-from vtex_pipeline.simulators.vtex_server.common import ApiWrap, json_response, oms_error
+from vtex_pipeline.simulators.vtex_server.common import (
+    ApiError,
+    ApiWrap,
+    api_routes,
+    joined,
+    json_response,
+    oms_error,
+)
 
 if TYPE_CHECKING:
     from vtex_pipeline.simulators.vtex_server.state import SimState
@@ -65,11 +72,12 @@ DOMAIN = "Marketplace"
 _SECRET = b"vtex-simulator-feed"
 
 
-class FeedError(Exception):
-    """An answer other than 200, in OMS's error shape."""
+class FeedError(ApiError):
+    """An answer other than 200, in OMS's error shape; a handler just raises it (the app answers it)."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(oms_error(status, message, code=str(status)))
+        self.args = (message,)
         self.status = status
         self.message = message
 
@@ -173,18 +181,20 @@ class _JsonataParser:
         return t is not None and t[0] == "name" and t[1] == word
 
     def _or(self) -> Expr:
-        parts = [self._and()]
-        while self._is_word("or"):
-            self.i += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda d: any(_truthy(p(d)) for p in parts))
+        return joined(
+            self._and, lambda: self._skip_word("or"), lambda ps: lambda d: any(_truthy(p(d)) for p in ps)
+        )
 
     def _and(self) -> Expr:
-        parts = [self._cmp()]
-        while self._is_word("and"):
-            self.i += 1
-            parts.append(self._cmp())
-        return parts[0] if len(parts) == 1 else (lambda d: all(_truthy(p(d)) for p in parts))
+        return joined(
+            self._cmp, lambda: self._skip_word("and"), lambda ps: lambda d: all(_truthy(p(d)) for p in ps)
+        )
+
+    def _skip_word(self, word: str) -> bool:
+        if not self._is_word(word):
+            return False
+        self.i += 1
+        return True
 
     def _cmp(self) -> Expr:
         left = self._atom()
@@ -545,49 +555,22 @@ def _z(value: str) -> str:
 
 
 def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    out: list[Route] = []
-    for slash in ("", "/"):
-        out += [
-            Route(
-                f"/api/orders/feed{slash}",
-                api("/api/orders/feed", lambda r: _read(state, r)),
-                methods=["GET"],
-            ),
-            Route(
-                f"/api/orders/feed{slash}",
-                api("POST /api/orders/feed", lambda r: _commit(state, r)),
-                methods=["POST"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("/api/orders/feed/config", lambda r: _get_config(state, r)),
-                methods=["GET"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("POST /api/orders/feed/config", lambda r: _post_config(state, r)),
-                methods=["POST"],
-            ),
-            Route(
-                f"/api/orders/feed/config{slash}",
-                api("DELETE /api/orders/feed/config", lambda r: _delete_config(state, r)),
-                methods=["DELETE"],
-            ),
-            Route(
-                f"/api/orders/expressions/jsonata{slash}",
-                api("POST /api/orders/expressions/jsonata", lambda r: _test_expression(r)),
-                methods=["POST"],
-            ),
-        ]
-    return out
+    return api_routes(
+        api,
+        {
+            "/api/orders/feed": lambda r: _read(state, r),
+            "POST /api/orders/feed": lambda r: _commit(state, r),
+            "/api/orders/feed/config": lambda r: _get_config(state, r),
+            "POST /api/orders/feed/config": lambda r: _post_config(state, r),
+            "DELETE /api/orders/feed/config": lambda r: _delete_config(state, r),
+            "POST /api/orders/expressions/jsonata": _test_expression,
+        },
+        slashes=("", "/"),
+    )
 
 
 def _key(req: Request) -> str:
     return req.headers.get("x-vtex-api-appkey") or ""
-
-
-def _err(e: FeedError) -> Response:
-    return oms_error(e.status, e.message, code=str(e.status))
 
 
 async def _body(req: Request) -> Any:
@@ -612,49 +595,34 @@ def _read(state: SimState, req: Request) -> Response:
         if not 1 <= maxlot <= FEED_MAX_LOT:
             return oms_error(400, f"maxlot must be between 1 and {FEED_MAX_LOT}", code="400")
     with state.lock:
-        try:
-            return json_response(state.feed.receive(_key(req), maxlot, state.now()))
-        except FeedError as e:
-            return _err(e)
+        return json_response(state.feed.receive(_key(req), maxlot, state.now()))
 
 
 async def _commit(state: SimState, req: Request) -> Response:
-    try:
-        body = await _body(req)
-        handles = body.get("handles") if isinstance(body, dict) else None
-        if not isinstance(handles, list) or not all(isinstance(h, str) for h in handles):
-            raise FeedError(400, 'The body must be {"handles": ["...", ...]}')
-        with state.lock:
-            state.feed.commit(_key(req), handles, state.now())
-    except FeedError as e:
-        return _err(e)
+    body = await _body(req)
+    handles = body.get("handles") if isinstance(body, dict) else None
+    if not isinstance(handles, list) or not all(isinstance(h, str) for h in handles):
+        raise FeedError(400, 'The body must be {"handles": ["...", ...]}')
+    with state.lock:
+        state.feed.commit(_key(req), handles, state.now())
     return Response(status_code=200)
 
 
 def _get_config(state: SimState, req: Request) -> Response:
     with state.lock:
-        try:
-            return json_response(state.feed.describe(_key(req), state.now()))
-        except FeedError as e:
-            return _err(e)
+        return json_response(state.feed.describe(_key(req), state.now()))
 
 
 async def _post_config(state: SimState, req: Request) -> Response:
-    try:
-        body = await _body(req)
-        with state.lock:
-            state.feed.configure(_key(req), body, state.now())
-    except FeedError as e:
-        return _err(e)
+    body = await _body(req)
+    with state.lock:
+        state.feed.configure(_key(req), body, state.now())
     return Response(status_code=200)
 
 
 def _delete_config(state: SimState, req: Request) -> Response:
     with state.lock:
-        try:
-            state.feed.delete(_key(req), state.now())
-        except FeedError as e:
-            return _err(e)
+        state.feed.delete(_key(req), state.now())
     return Response(status_code=200)
 
 
@@ -667,7 +635,6 @@ async def _test_expression(req: Request) -> Response:
         if isinstance(doc, str):
             doc = json.loads(doc)
         pred = compile_expression(body["Expression"])
-    except (ValueError, FeedError) as e:
-        status = e.status if isinstance(e, FeedError) else 400
-        return oms_error(status, str(e), code=str(status))
+    except ValueError as e:  # a FeedError goes up: the app answers it
+        return oms_error(400, str(e), code="400")
     return json_response(pred(doc))

@@ -26,25 +26,13 @@ from vtex_pipeline.simulators.vtex_server.common import (
     ApiWrap,
     KeyCache,
     Predicate,
+    api_routes,
     int_param,
+    joined,
     json_response,
     md_error,
 )
 from vtex_pipeline.simulators.vtex_server.state import Scroll, SimState
-
-
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return [
-        Route(
-            "/api/dataentities/{acronym}/search",
-            api("/api/dataentities/{acronym}/search", lambda r: _md_search(state, r)),
-        ),
-        Route(
-            "/api/dataentities/{acronym}/scroll",
-            api("/api/dataentities/{acronym}/scroll", lambda r: _md_scroll(state, r)),
-        ),
-    ]
-
 
 # ---------------------------------------------------------------- `_where` parser
 
@@ -97,18 +85,18 @@ class _WhereParser:
         return p
 
     def _or(self) -> Predicate:
-        parts = [self._and()]
-        while self._peek_word() == "OR":
-            self.i += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda d: any(p(d) for p in parts))
+        return joined(self._and, lambda: self._skip_word("OR"), lambda ps: lambda d: any(p(d) for p in ps))
 
     def _and(self) -> Predicate:
-        parts = [self._factor()]
-        while self._peek_word() == "AND":
-            self.i += 1
-            parts.append(self._factor())
-        return parts[0] if len(parts) == 1 else (lambda d: all(p(d) for p in parts))
+        return joined(
+            self._factor, lambda: self._skip_word("AND"), lambda ps: lambda d: all(p(d) for p in ps)
+        )
+
+    def _skip_word(self, word: str) -> bool:
+        if self._peek_word() != word:
+            return False
+        self.i += 1
+        return True
 
     def _value(self) -> str:
         kind, v = self._next()
@@ -354,3 +342,13 @@ def _md_scroll(state: SimState, req: Request) -> Response:
         page = [_project(state.client_by_id[i], sc.fields) for i in chunk_ids if i in state.client_by_id]
         total = len(sc.ids)
     return json_response(page, headers={"X-VTEX-MD-TOKEN": token, "REST-Content-Total": str(total)})
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/dataentities/{acronym}/search": lambda r: _md_search(state, r),
+            "/api/dataentities/{acronym}/scroll": lambda r: _md_scroll(state, r),
+        },
+    )

@@ -18,22 +18,13 @@ from vtex_pipeline.simulators.vtex_server.common import (
     MAX_PER_PAGE,
     ApiError,
     ApiWrap,
+    api_routes,
     dumps,
     int_param,
     json_response,
     oms_error,
 )
 from vtex_pipeline.simulators.vtex_server.state import SimState
-
-
-def routes(state: SimState, api: ApiWrap) -> list[Route]:
-    return [
-        Route("/api/oms/pvt/orders", api("/api/oms/pvt/orders", lambda r: _list_orders(state, r))),
-        Route(
-            "/api/oms/pvt/orders/{orderId}",
-            api("/api/oms/pvt/orders/{orderId}", lambda r: _get_order(state, r)),
-        ),
-    ]
 
 
 def _stat(values: list[int]) -> dict[str, Any]:
@@ -207,3 +198,13 @@ def _get_order(state: SimState, req: Request) -> Response:
             body = dumps(state.store.orders[oid])
             state._detail_cache[oid] = body
     return json_response(None, body=body)
+
+
+def routes(state: SimState, api: ApiWrap) -> list[Route]:
+    return api_routes(
+        api,
+        {
+            "/api/oms/pvt/orders": lambda r: _list_orders(state, r),
+            "/api/oms/pvt/orders/{orderId}": lambda r: _get_order(state, r),
+        },
+    )

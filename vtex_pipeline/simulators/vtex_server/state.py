@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vtex_pipeline.simulators.faults import FaultSpec
-from vtex_pipeline.simulators.store import StoreData, fmt7, parse_ms
+from vtex_pipeline.simulators.store import STATUS_DESCRIPTION, StoreData, fmt7, parse_ms
 from vtex_pipeline.simulators.vtex_server.common import HORIZON, KeyCache
 from vtex_pipeline.simulators.vtex_server.feed import FeedHub
 
@@ -161,7 +161,7 @@ class SimState:
             previous = dict(o)
             now = self.now()
             o["status"] = status
-            o["statusDescription"] = STATUS_DESC.get(status, status)
+            o["statusDescription"] = STATUS_DESCRIPTION.get(status, status)
             o["lastChange"] = fmt7(now)
             if status in ("invoiced", "canceled"):
                 o["allowCancellation"] = False
@@ -211,19 +211,6 @@ class SimState:
         return ms >= now_ms - int(HORIZON.total_seconds() * 1000)
 
 
-STATUS_DESC = {
-    "waiting-for-sellers-confirmation": "Aguardando confirmação do seller",
-    "payment-pending": "Pagamento Pendente",
-    "payment-approved": "Pagamento Aprovado",
-    "ready-for-handling": "Pronto para o manuseio",
-    "handling": "Preparando Entrega",
-    "invoiced": "Faturado",
-    "canceled": "Cancelado",
-    "cancellation-requested": "Cancelamento solicitado",
-    "window-to-cancel": "Carência para cancelamento",
-}
-
-
 def _summary(o: dict[str, Any]) -> dict[str, Any]:
     cp = o.get("clientProfileData") or {}
     payments = [
@@ -239,7 +226,7 @@ def _summary(o: dict[str, Any]) -> dict[str, Any]:
         "totalValue": int(o.get("value") or 0),
         "paymentNames": ", ".join(dict.fromkeys(p for p in payments if p)),
         "status": o.get("status"),
-        "statusDescription": o.get("statusDescription") or STATUS_DESC.get(o.get("status") or "", ""),
+        "statusDescription": o.get("statusDescription") or STATUS_DESCRIPTION.get(o.get("status") or "", ""),
         "marketPlaceOrderId": o.get("marketplaceOrderId") or None,
         "sequence": str(o.get("sequence") or ""),
         "salesChannel": str(o.get("salesChannel") or ""),
