@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.store import load_fixture
 from vtex_pipeline.simulators.vtex_server import FEED_APP_KEY, FEED_APP_TOKEN, create_app
 from vtex_pipeline.simulators.vtex_server.feed import compile_expression
+from vtex_pipeline_tests.conftest import SimStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY, TOKEN = "vtexappkey-sim-FEED", "FEEDTOKEN"
@@ -82,27 +82,15 @@ class Sim:
 
 
 @pytest.fixture
-def sim(fixture: dict[str, Any]) -> Iterator[Callable[..., Sim]]:
-    servers: list[ServerThread] = []
-
+def sim(fixture: dict[str, Any], start_store: Callable[..., SimStore]) -> Callable[..., Sim]:
     def start(faults: str = "") -> Sim:
-        app = create_app(
-            load_fixture(copy.deepcopy(fixture)),
-            app_keys=KEYS,
-            now=lambda: NOW,
-            faults=FaultSpec.parse(faults),
-        )
-        s = ServerThread(app).start()
-        servers.append(s)
-        out = Sim(s.url)
+        out = Sim(start_store(copy.deepcopy(fixture), app_keys=KEYS, faults=faults, now=lambda: NOW).url)
         for oid in _oids(fixture, 12):  # before any feed exists: queues nothing
             out.status(oid, "payment-pending")
         out.advance(60)
         return out
 
-    yield start
-    for s in servers:
-        s.stop()
+    return start
 
 
 def _oids(fixture: dict[str, Any], n: int) -> list[str]:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
-from vtex_pipeline.simulators.server import ServerThread
-from vtex_pipeline.simulators.store import load_fixture
-from vtex_pipeline.simulators.vtex_server import create_app
 from vtex_pipeline.vtex.errors import RecordError, VtexAuthError, VtexError
 from vtex_pipeline.vtex.feed import (
     FeedFilter,
@@ -27,6 +23,7 @@ from vtex_pipeline.vtex.feed import (
     feed_settings,
 )
 from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline_tests.conftest import SimStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY, TOKEN = "vtexappkey-sim-FEEDKEY", "FEED-TOKEN-SECRET"
@@ -68,27 +65,17 @@ class Box:
 
 
 @pytest.fixture
-def sim(fixture: dict[str, Any]) -> Iterator[Callable[..., Box]]:
-    servers: list[ServerThread] = []
+def sim(fixture: dict[str, Any], start_store: Callable[..., SimStore]) -> Callable[..., Box]:
     recent = (NOW - timedelta(days=700)).isoformat()
     oids = [
         o["orderId"] for o in fixture["orders"] if o["status"] == "invoiced" and o["creationDate"] > recent
     ]
 
     def start(faults: str = "") -> Box:
-        app = create_app(
-            load_fixture(copy.deepcopy(fixture)),
-            app_keys=KEYS,
-            now=lambda: NOW,
-            faults=FaultSpec.parse(faults),
-        )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return Box(server.url, oids)
+        store = start_store(copy.deepcopy(fixture), app_keys=KEYS, faults=faults, now=lambda: NOW)
+        return Box(store.url, oids)
 
-    yield start
-    for s in servers:
-        s.stop()
+    return start
 
 
 def test_ensure_config_creates_keeps_replaces_and_recreates(sim: Callable[..., Box]) -> None:
