@@ -52,6 +52,16 @@ class Box:
         assert settings is not None
         return VtexClient(settings)
 
+    def configured_feed(self) -> OrdersFeed:
+        """An OrdersFeed on the feed key, its configuration FLT with a 120 s visibility and 4 days' retention."""
+        feed = OrdersFeed(self.client())
+        feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+        return feed
+
+    def requests(self) -> dict[str, int]:
+        """The simulator's request counts by route."""
+        return requests.get(self.url + "/_sim/stats", timeout=10).json()["requests"]
+
     def status(self, oid: str, status: str) -> None:
         r = requests.post(f"{self.url}/_sim/orders/{oid}/status", json={"status": status}, timeout=10)
         r.raise_for_status()
@@ -103,8 +113,7 @@ def test_ensure_config_creates_keeps_replaces_and_recreates(sim: Callable[..., B
 
 def test_read_commit_and_redelivery_after_the_visibility_timeout(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     a, b, c = box.oids[:3]
     for oid in (a, b, c):
         box.status(oid, "canceled")
@@ -126,8 +135,7 @@ def test_read_commit_and_redelivery_after_the_visibility_timeout(sim: Callable[.
 
 def test_maxlot_is_clamped_and_commits_go_in_tens(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     for oid in box.oids[:23]:
         box.status(oid, "canceled")
     first = feed.read(maxlot=50)
@@ -136,15 +144,14 @@ def test_maxlot_is_clamped_and_commits_go_in_tens(sim: Callable[..., Box]) -> No
     rest = feed.read(10) + feed.read(10)
     assert len(rest) == 12
     assert feed.commit(i.handle for i in first + rest) == 22
-    stats = requests.get(box.url + "/_sim/stats", timeout=10).json()["requests"]
+    stats = box.requests()
     assert stats["POST /api/orders/feed"] == 3  # 22 handles: 10 + 10 + 2
     assert stats["/api/orders/feed"] == 4 and box.quantity() == 1
 
 
 def test_read_up_to_loops_over_full_lots(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     for oid in box.oids[:25]:
         box.status(oid, "canceled")
     first = feed.read_up_to(12)
@@ -152,14 +159,13 @@ def test_read_up_to_loops_over_full_lots(sim: Callable[..., Box]) -> None:
     rest = feed.read_up_to(100)
     assert [i.order_id for i in rest] == box.oids[12:25]
     assert feed.read_up_to(100) == []
-    stats = requests.get(box.url + "/_sim/stats", timeout=10).json()["requests"]
+    stats = box.requests()
     assert stats["/api/orders/feed"] == 2 + 2 + 1  # 10+2, 10+3 (short lot stops), 0
 
 
 def test_duplicates_are_deduped_and_each_copy_committed(sim: Callable[..., Box]) -> None:
     box = sim("feed_dup=1,seed=2")
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     box.status(box.oids[0], "payment-approved")
     box.status(box.oids[1], "canceled")
     lot = feed.read()
