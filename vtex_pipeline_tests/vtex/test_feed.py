@@ -242,12 +242,8 @@ def test_feed_settings_from_env() -> None:
     s = feed_settings(base, ENV)
     assert s is not None and (s.app_key, s.app_token, s.account) == (KEY, TOKEN, "store")
     assert TOKEN not in repr(s)
-    custom = feed_settings(
-        base,
-        {"SHOP_FEED_KEY": "kk", "SHOP_FEED_TOKEN": "tt"},
-        key_var="SHOP_FEED_KEY",
-        token_var="SHOP_FEED_TOKEN",
-    )
+    shop_env = {"SHOP_FEED_KEY": "kk", "SHOP_FEED_TOKEN": "tt"}
+    custom = feed_settings(base, shop_env, key_var="SHOP_FEED_KEY", token_var="SHOP_FEED_TOKEN")
     assert custom is not None and custom.credential_vars == "SHOP_FEED_KEY / SHOP_FEED_TOKEN"
 
 
