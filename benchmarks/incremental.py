@@ -11,8 +11,6 @@ size of the store.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import Any
 import duckdb
 
 import vtex_pipeline.sync.orders as orders_mod
+from benchmarks.cli import json_main
 from benchmarks.sync_throughput import sync_once
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.profile import ProfileSettings, compute_profile
@@ -131,12 +130,11 @@ def figures(db: str, scale: float) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", required=True, help="a DuckDB file with a large store (benchmarks.profile_scale)")
-    ap.add_argument("--orders", type=int, default=5_000)
-    args = ap.parse_args(argv)
-    print(json.dumps(run(args.db, args.orders), indent=2))
-    return 0
+    options = {
+        "--db": dict(required=True, help="a DuckDB file with a large store (benchmarks.profile_scale)"),
+        "--orders": dict(type=int, default=5_000),
+    }
+    return json_main(__doc__, argv, options, lambda args: run(args.db, args.orders))
 
 
 if __name__ == "__main__":

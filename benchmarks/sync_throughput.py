@@ -10,8 +10,6 @@ server side, so "never above the cap" is measured where VTEX would measure it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from benchmarks.cli import json_main
 from vtex_pipeline.config import IntegrationConfig
 from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
@@ -151,12 +150,8 @@ def figures(scale: float) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=6_000)
-    ap.add_argument("--concurrency", type=int, default=16)
-    args = ap.parse_args(argv)
-    print(json.dumps(run(args.orders, args.concurrency), indent=2))
-    return 0
+    options = {"--orders": dict(type=int, default=6_000), "--concurrency": dict(type=int, default=16)}
+    return json_main(__doc__, argv, options, lambda args: run(args.orders, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,17 @@ def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, env={**base, **env}, capture_output=True, text=True, timeout=60)
 
 
+def _vtex_env(vtex_url: str, db: Path) -> dict[str, str]:
+    """A valid VTEX account on the simulator, its DuckDB file at `db`."""
+    return {
+        "VTEX_ACCOUNT": "cfgstore",
+        "VTEX_BASE_URL": vtex_url,
+        "VTEX_APP_KEY": KEY,
+        "VTEX_APP_TOKEN": TOKEN,
+        "VTEX_PIPELINE_DUCKDB": str(db),
+    }
+
+
 CASES = {
     "missing variable": ({"VTEX_APP_TOKEN": ""}, "VTEX_APP_TOKEN is not set"),
     "no account": ({"VTEX_ACCOUNT": "", "VTEX_BASE_URL": ""}, "VTEX_ACCOUNT"),
@@ -58,11 +69,7 @@ def test_each_error_is_one_line_before_anything_is_written(
     vtex_url, icomm_url = servers
     db = tmp_path / "data" / "x.duckdb"
     env = {
-        "VTEX_ACCOUNT": "cfgstore",
-        "VTEX_BASE_URL": vtex_url,
-        "VTEX_APP_KEY": KEY,
-        "VTEX_APP_TOKEN": TOKEN,
-        "VTEX_PIPELINE_DUCKDB": str(db),
+        **_vtex_env(vtex_url, db),
         "ICOMM_BASE_URL": icomm_url,
         "ICOMM_API_KEY": ICOMM_KEY,
         "ICOMM_PROFILE_KEY": "profile",
@@ -88,15 +95,8 @@ def test_unusable_duckdb_file(case: str, servers: tuple[str, str], tmp_path: Pat
     else:
         (tmp_path / "a-file").write_text("")
         db = tmp_path / "a-file" / "x.duckdb"
-    env = {
-        "VTEX_ACCOUNT": "cfgstore",
-        "VTEX_BASE_URL": vtex_url,
-        "VTEX_APP_KEY": KEY,
-        "VTEX_APP_TOKEN": TOKEN,
-        "VTEX_PIPELINE_DUCKDB": str(db),
-    }
     try:
-        result = _run(env)
+        result = _run(_vtex_env(vtex_url, db))
     finally:
         if case == "locked":
             holder.close()

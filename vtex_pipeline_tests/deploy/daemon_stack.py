@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,11 @@ class Processes:
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
+    def wait_ports(self, what: str, ports: Iterable[int], timeout: float, interval: float = 0.5) -> None:
+        """Until each of `ports` accepts a connection; fails at once should one of the processes exit."""
+        for port in ports:
+            wait(f"{what} on {port}", lambda p=port: self.check_alive() or port_open(p), timeout, interval)
+
     def stop(self, name: str, grace: float = 20) -> None:
         proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
@@ -120,6 +125,19 @@ class Processes:
         return "\n".join(f"===== {name} (last lines) =====\n{self.tail(name)}" for name in self.procs)
 
 
+def drain_runs(instance, timeout: float, interval: float) -> None:
+    """Until no run of the instance is queued, starting, started or canceling: what was already
+    requested has finished (before the processes are stopped)."""
+    import dagster as dg
+
+    in_flight = [
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+    ]  # fmt: skip
+    wait("runs in flight to finish",
+         lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=in_flight)), timeout, interval)  # fmt: skip
+
+
 def run_cli(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> str:
     out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
@@ -144,6 +162,21 @@ def write_instance(home: Path, *, max_concurrent_runs: int, dequeue_workers: int
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return cfg
+
+
+def write_home(tmp: Path, pg_env: dict[str, str] | None) -> Path:
+    """DAGSTER_HOME under `tmp`: deploy/dagster.yaml's instance on PostgreSQL (`pg_env`, whose
+    DAGSTER_POSTGRES_* the processes get through base_env), or without it the packaged local instance
+    (SQLite, what `vtex-pipeline dev` runs)."""
+    from vtex_pipeline.instance import packaged_instance_yaml
+
+    home = tmp / "dagster_home"
+    if pg_env is not None:
+        write_instance(home, max_concurrent_runs=4)
+    else:
+        home.mkdir(exist_ok=True)
+        (home / "dagster.yaml").write_text(packaged_instance_yaml(), encoding="utf-8")
+    return home
 
 
 def write_workspace(path: Path, grpc_port: int) -> Path:

@@ -27,11 +27,9 @@ from vtex_pipeline_tests.deploy.daemon_stack import (
     Processes,
     base_env,
     free_port,
-    port_open,
     run_cli,
     start_code_server_and_daemon,
-    wait,
-    write_instance,
+    write_home,
     write_workspace,
 )
 
@@ -142,16 +140,9 @@ def feed_stack(
 ) -> Iterator[FeedStack]:
     """Simulators up and the environment ready; the caller fills the DuckDB file (`stack.cli("run", ...)`
     or a prepared file) and then calls `start_daemon`. `pg_env` None: the packaged SQLite instance."""
-    from vtex_pipeline.instance import packaged_instance_yaml
-
     for sub in ("logs", "data"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
-    home = tmp / "dagster_home"
-    if pg_env is not None:
-        write_instance(home, max_concurrent_runs=4)
-    else:
-        home.mkdir(exist_ok=True)
-        (home / "dagster.yaml").write_text(packaged_instance_yaml(), encoding="utf-8")
+    home = write_home(tmp, pg_env)
     vtex_port, icomm_port, grpc_port = free_port(), free_port(), free_port()
     vtex_url, icomm_url = f"http://127.0.0.1:{vtex_port}", f"http://127.0.0.1:{icomm_port}"
     icomm_out = tmp / "icomm-requests.jsonl"
@@ -173,8 +164,7 @@ def feed_stack(
              "--api-key", ICOMM_KEY, "--profile", PROFILE],
             env, tmp,
         )  # fmt: skip
-        for port in (vtex_port, icomm_port):
-            wait(f"simulator on {port}", lambda p=port: procs.check_alive() or port_open(p), 120)
+        procs.wait_ports("simulator", (vtex_port, icomm_port), 120)
         workspace = write_workspace(tmp / "workspace.yaml", grpc_port)
         yield FeedStack(tmp, env, procs, workspace, home, vtex_url, icomm_out, duckdb, grpc_port, bin_dir)
     except BaseException:

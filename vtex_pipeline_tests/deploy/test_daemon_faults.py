@@ -40,12 +40,11 @@ from vtex_pipeline_tests.deploy.daemon_stack import (
     Processes,
     base_env,
     free_port,
-    port_open,
     run_cli,
     run_errors,
     start_code_server_and_daemon,
     wait,
-    write_instance,
+    write_home,
     write_workspace,
 )
 
@@ -128,16 +127,9 @@ def _stack(
     (`pg_env`), or on the packaged local instance (SQLite, what `vtex-pipeline dev` runs) without it."""
     import dagster as dg
 
-    from vtex_pipeline.instance import packaged_instance_yaml
-
     (tmp / "data").mkdir()
     (tmp / "logs").mkdir()
-    home = tmp / "dagster_home"
-    if pg_env is not None:
-        write_instance(home, max_concurrent_runs=4)
-    else:
-        home.mkdir()
-        (home / "dagster.yaml").write_text(packaged_instance_yaml(), encoding="utf-8")
+    home = write_home(tmp, pg_env)
     vtex_port, icomm_port, grpc_port, web_port = free_port(), free_port(), free_port(), free_port()
     start = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
     env = base_env(tmp, pg_env or {}, home)
@@ -175,8 +167,7 @@ def _stack(
              "--api-key", ICOMM_KEY, *[a for name in rows for a in ("--profile", name)]],
             env, tmp,
         )  # fmt: skip
-        for port in (vtex_port, icomm_port):
-            wait(f"simulator on {port}", lambda p=port: procs.check_alive() or port_open(p), 60)
+        procs.wait_ports("simulator", (vtex_port, icomm_port), 60)
         start_code_server_and_daemon(procs, env, tmp, grpc_port, workspace)
         if webserver:
             procs.start(
@@ -184,7 +175,7 @@ def _stack(
                 [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)],
                 env, tmp,
             )  # fmt: skip
-            wait("webserver", lambda: procs.check_alive() or port_open(web_port), 180, 1)
+            procs.wait_ports("webserver", (web_port,), 180, 1)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield Stack(
                 tmp, env, procs, workspace, home, grpc_port, web_port, vtex_url, icomm_out, instance, start
@@ -258,17 +249,27 @@ def _wait_status(stack: Stack, run_id: str, statuses: set[str], timeout: float) 
     return time.monotonic() - t0
 
 
-def _synced_after(stack: Stack, account: str, after: float, timeout: float) -> Any:
-    """The first raw sync run created after `after` (epoch) that succeeded, failing on none."""
+def _first_run(stack: Stack, account: str, what: str, timeout: float, *, after: float, status: str,
+               job: str = "raw_sync", partition: str | None = None) -> Any:  # fmt: skip
+    """The first run of the account's `job` created after `after` (epoch) that ended in `status` (and is
+    of `partition`, when one is named), once there is one; failing on none by `timeout`."""
 
-    def done():
+    def found():
         stack.procs.check_alive()
-        for record in _runs(stack, account):
-            if record.create_timestamp.timestamp() > after and record.dagster_run.status.value == "SUCCESS":
-                return record
+        for r in _runs(stack, account, job):
+            if partition is not None and r.dagster_run.tags.get("dagster/partition") != partition:
+                continue
+            if r.create_timestamp.timestamp() > after and r.dagster_run.status.value == status:
+                return r
         return None
 
-    return wait(f"{account}: a successful sync after the fault", done, timeout, 2)
+    return wait(what, found, timeout, 2)
+
+
+def _synced_after(stack: Stack, account: str, after: float, timeout: float) -> Any:
+    """The first raw sync run created after `after` (epoch) that succeeded, failing on none."""
+    what = f"{account}: a successful sync after the fault"
+    return _first_run(stack, account, what, timeout, after=after, status="SUCCESS")
 
 
 def _days(stack: Stack) -> list[str]:
@@ -488,22 +489,33 @@ def _assert_names_the_holder(stack: Stack, run: Any, holder: subprocess.Popen) -
     assert "is held by another process" in errors and f"(PID {holder.pid})" in errors, errors
 
 
-def _let_go(holder: subprocess.Popen) -> float:
-    """End the process holding the file; returns when it let go (epoch)."""
-    holder.kill()
-    holder.wait()
-    return time.time()
+@dataclass
+class _Held:
+    proc: subprocess.Popen
+    released_at: float = 0.0  # when it let go of the file (epoch)
+
+
+@contextlib.contextmanager
+def _holding(code: str) -> Iterator[_Held]:
+    """A Python process running `code`, which takes the DuckDB file and prints `held`; ended (and the
+    moment it let go recorded) on the way out."""
+    held = _Held(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True))
+    try:
+        assert held.proc.stdout.readline().strip() == "held"
+        yield held
+    finally:
+        held.proc.kill()
+        held.proc.wait()
+        held.released_at = time.time()
 
 
 def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
     stack, account = fault_stack, "held_file"
     db = stack.db(account)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    hold = (
+        f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(3600)"
+    )
+    with _holding(hold) as held:
         started_at = time.time()
         _switch(stack, account, True)
 
@@ -516,16 +528,14 @@ def test_duckdb_file_held_by_another_process(fault_stack: Stack) -> None:
         # each step tries the file for about 6 s (AccountDuckDBResource), then fails naming the holder
         failed = wait("a run failing on the held file", failed_run, 480, 2)
         detect = failed.end_time - started_at
-        _assert_names_the_holder(stack, failed.dagster_run, holder)
-    finally:
-        released_at = _let_go(holder)
-    recovered = _synced_after(stack, account, released_at, FIVE_MINUTES)
+        _assert_names_the_holder(stack, failed.dagster_run, held.proc)
+    recovered = _synced_after(stack, account, held.released_at, FIVE_MINUTES)
     _finish(
         stack, account,
         Row("DuckDB file held by another process when a run starts", "a process keeps the file open "
             "for writing", "run FAILURE: 'DuckDB file ... is held by another process: <program> (PID n)'; "
             "the next tick after it lets go syncs", round(detect, 1),
-            round(recovered.end_time - released_at, 1), -1, -1),
+            round(recovered.end_time - held.released_at, 1), -1, -1),
     )  # fmt: skip
 
 
@@ -602,20 +612,7 @@ def test_run_worker_sigkill_mid_export(slow_stack: Stack) -> None:
     requests.post(f"{icomm_base}/_sim/faults", json={"spec": "latency=1"}, timeout=10).raise_for_status()
     _switch(stack, account, True)
 
-    def exporting():
-        stack.procs.check_alive()
-        for record in _runs(stack, account, "profile_export"):
-            run = record.dagster_run
-            if run.is_finished:
-                continue
-            started = any(
-                "icomm_contacts" in m and "STEP_START" in m for m in _step_starts(stack, run.run_id)
-            )
-            if started and _sent_lines(stack, account) >= 50:
-                return run
-        return None
-
-    run = wait(f"{account}: an export in progress", exporting, 420, 0.5)
+    run = _exporting(stack, account, 50, timeout=420)
     killed_at = time.time()
     os.kill(_worker_pid(stack, run.run_id), signal.SIGKILL)
     _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
@@ -661,7 +658,7 @@ def _post(url: str, body: dict[str, Any]) -> None:
     requests.post(url, json=body, timeout=10).raise_for_status()
 
 
-def _exporting(stack: Stack, account: str, sent_at_least: int):
+def _exporting(stack: Stack, account: str, sent_at_least: int, timeout: float = LOADED):
     """An export run of `account` inside icomm_contacts once icomm logged `sent_at_least` of its contacts."""
 
     def exporting():
@@ -675,7 +672,7 @@ def _exporting(stack: Stack, account: str, sent_at_least: int):
                 return run
         return None
 
-    return wait(f"{account}: an export in progress", exporting, LOADED, 0.5)
+    return wait(f"{account}: an export in progress", exporting, timeout, 0.5)
 
 
 def _terminate(stack: Stack, run_id: str) -> None:
@@ -759,18 +756,10 @@ def test_run_worker_sigkill_mid_profile(slow_stack: Stack) -> None:
     assert not any("customer_profile" in k for k in ended), f"the profile had ended before the kill: {ended}"
     partition = run.tags["dagster/partition"]
 
-    def retried():
-        stack.procs.check_alive()
-        for r in _runs(stack, account, "profile_export"):
-            ok = (
-                r.dagster_run.status.value == "SUCCESS"
-                and r.dagster_run.tags.get("dagster/partition") == partition
-            )
-            if ok and r.create_timestamp.timestamp() > killed_at:
-                return r
-        return None
-
-    recovered = wait(f"{account}: the profile of {partition} again", retried, LOADED, 2)
+    recovered = _first_run(
+        stack, account, f"{account}: the profile of {partition} again", LOADED,
+        after=killed_at, status="SUCCESS", job="profile_export", partition=partition,
+    )  # fmt: skip
     _finish(
         stack, account,
         Row("run worker kill -9 mid-profile", "kill -9 of the run's process inside customer_profile",
@@ -940,14 +929,8 @@ def test_disk_full_while_writing_the_duckdb_file(slow_stack: Stack) -> None:
         full_at = time.time()
         stack.cli("schedule", "start", f"{account}_raw_sync_every_4h")
 
-        def failed_run():
-            stack.procs.check_alive()
-            for r in _runs(stack, account):
-                if r.create_timestamp.timestamp() > full_at and r.dagster_run.status.value == "FAILURE":
-                    return r
-            return None
-
-        failed = wait(f"{account}: a sync failing on the full disk", failed_run, LOADED, 2)
+        what = f"{account}: a sync failing on the full disk"
+        failed = _first_run(stack, account, what, LOADED, after=full_at, status="FAILURE")
         detect = failed.end_time - failed.start_time  # from the run's start: it meets the full disk at once
         errors = run_errors(stack.instance, failed.dagster_run)
         stack.cli("schedule", "stop", f"{account}_raw_sync_every_4h")
@@ -1005,26 +988,22 @@ def test_duckdb_file_taken_by_another_process_while_a_run_runs(slow_stack: Stack
         "        time.sleep(0.01)\n"
         "print('held', flush=True); time.sleep(3600)\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", grab], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _holding(grab) as held:
         taken_at = time.time()
         assert not stack.instance.get_run_by_id(run.run_id).is_finished, (
             "the run ended before the file was taken"
         )
         _wait_status(stack, run.run_id, {"FAILURE"}, FIVE_MINUTES)
         detect = time.time() - taken_at
-        _assert_names_the_holder(stack, stack.instance.get_run_by_id(run.run_id), holder)
-    finally:
-        released_at = _let_go(holder)
-    recovered = _synced_after(stack, account, released_at, LOADED)
+        _assert_names_the_holder(stack, stack.instance.get_run_by_id(run.run_id), held.proc)
+    recovered = _synced_after(stack, account, held.released_at, LOADED)
     _finish(
         stack, account,
         Row("DuckDB file taken by another process while a sync runs", "a process polls for the file's "
             "lock and holds it from the first gap between two of the run's connections",
             "run FAILURE: 'DuckDB file ... is held by another process: <program> (PID n)'; the chunks "
             "committed before stay; the next tick after it lets go syncs the rest", round(detect, 1),
-            round(recovered.end_time - released_at, 1), -1, -1),
+            round(recovered.end_time - held.released_at, 1), -1, -1),
     )  # fmt: skip
 
 

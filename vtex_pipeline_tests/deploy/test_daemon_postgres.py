@@ -28,8 +28,8 @@ from vtex_pipeline_tests.deploy.daemon_stack import (
     BIN,
     Processes,
     base_env,
+    drain_runs,
     free_port,
-    port_open,
     run_cli,
     run_errors,
     start_code_server_and_daemon,
@@ -135,8 +135,7 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
             "icomm_simulator", [cli, "simulate", "icomm", "--port", str(icomm_port), "--out", str(contacts)],
             env, tmp_path,
         )  # fmt: skip
-        for port in (vtex_port, icomm_port):
-            wait(f"simulator on port {port}", lambda p=port: stack.check_alive() or port_open(p), 60)
+        stack.wait_ports("simulator", (vtex_port, icomm_port), 60)
 
         start_code_server_and_daemon(stack, env, tmp_path, grpc_port, workspace)
 
@@ -180,12 +179,7 @@ def test_schedule_and_sensor_under_dagster_daemon_on_postgres(
                 with contextlib.suppress(Exception):
                     run_cli([dagster, "schedule", "stop", SCHEDULE, "-w", str(workspace)], env, tmp_path)
                     run_cli([dagster, "sensor", "stop", SENSOR, "-w", str(workspace)], env, tmp_path)
-            in_flight = [
-                dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-            ]  # fmt: skip
-            wait("runs in flight to finish",
-                  lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=in_flight)), DRAIN_SECONDS, 3)  # fmt: skip
+            drain_runs(instance, DRAIN_SECONDS, 3)
             stack.stop("daemon")
             stack.stop("code_server")
             stack.stop("icomm_simulator")

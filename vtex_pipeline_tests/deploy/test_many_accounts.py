@@ -30,6 +30,7 @@ from vtex_pipeline_tests.deploy.daemon_stack import (
     BIN,
     Processes,
     base_env,
+    drain_runs,
     free_port,
     pool_overlaps,
     port_open,
@@ -161,12 +162,7 @@ def test_three_accounts_under_dagster_daemon(
                 with contextlib.suppress(Exception):
                     for name in ACCOUNTS:
                         run_cli([dagster, "schedule", "stop", schedules[name], "-w", str(workspace)], env, tmp_path)  # fmt: skip
-            in_flight = [
-                dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-            ]  # fmt: skip
-            wait("runs in flight to finish",
-                 lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=in_flight)), DRAIN_SECONDS, 2)  # fmt: skip
+            drain_runs(instance, DRAIN_SECONDS, 2)
             stack.stop("daemon")
             stack.stop("code_server")
 

@@ -64,6 +64,12 @@ def buyer(first: int, last: int, brands, categories, promos) -> dict[str, Any]:
     )
 
 
+def same_in_windows(values: tuple, rfm: dict[str, str]) -> dict[str, tuple]:
+    """The same (orders, amount, avg_amount, products, categories, coupons) in each window of `rfm`, with
+    that window's RFM code."""
+    return {w: (*values, code) for w, code in rfm.items()}
+
+
 NO_PURCHASE = dict(
     first_purchase_date=None,
     days_since_first_purchase=None,
@@ -82,10 +88,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
         ),
         **buyer(30, 0, ["Aurora", "Boreal"], ["Tênis", "Panelas"], ["SUMMER10"]),
         "30d": (2, "150.00", "75.00", [TR, PI], ["Tênis", "Panelas"], ["SUMMER10"], "525"),
-        "60d": (3, "170.00", "56.67", [TR, PI, FP], ["Tênis", "Panelas", "Talheres"], ["SUMMER10"], "535"),
-        "90d": (3, "170.00", "56.67", [TR, PI, FP], ["Tênis", "Panelas", "Talheres"], ["SUMMER10"], "535"),
-        "180d": (3, "170.00", "56.67", [TR, PI, FP], ["Tênis", "Panelas", "Talheres"], ["SUMMER10"], "535"),
-        "360d": (3, "170.00", "56.67", [TR, PI, FP], ["Tênis", "Panelas", "Talheres"], ["SUMMER10"], "535"),
+        **same_in_windows(
+            (3, "170.00", "56.67", [TR, PI, FP], ["Tênis", "Panelas", "Talheres"], ["SUMMER10"]),
+            dict.fromkeys(("60d", "90d", "180d", "360d"), "535"),
+        ),
         "360plus": EMPTY,
         "rfm_group": "FREQUENT",
         "rfm_segment": "FREQUENT_POTENTIAL_LOYALIST",
@@ -137,11 +143,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "cl-fer": {
         **person("fernanda@mail.com", "Fernanda", "Dias", "55555555555", None, "female", None, False),
         **buyer(10, 10, ["Boreal"], ["Garrafas"], []),
-        "30d": (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], [], "111"),
-        "60d": (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], [], "211"),
-        "90d": (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], [], "311"),
-        "180d": (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], [], "411"),
-        "360d": (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], [], "411"),
+        **same_in_windows(
+            (1, "30.00", "30.00", ["Squeeze Sport 1L"], ["Garrafas"], []),
+            {"30d": "111", "60d": "211", "90d": "311", "180d": "411", "360d": "411"},
+        ),
         "360plus": EMPTY,
         "rfm_group": "BEGINNERS",
         "rfm_segment": "BEGINNERS_PROMISING",
@@ -149,11 +154,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "cl-gabi": {
         **person("gabriel@mail.com", "Gabriel", "Rocha", "66666666666", None, "male", None, True),
         **buyer(5, 5, ["Boreal"], ["Panelas"], []),
-        "30d": (1, "30.00", "30.00", [PI], ["Panelas"], [], "311"),
-        "60d": (1, "30.00", "30.00", [PI], ["Panelas"], [], "411"),
-        "90d": (1, "30.00", "30.00", [PI], ["Panelas"], [], "411"),
-        "180d": (1, "30.00", "30.00", [PI], ["Panelas"], [], "511"),
-        "360d": (1, "30.00", "30.00", [PI], ["Panelas"], [], "511"),
+        **same_in_windows(
+            (1, "30.00", "30.00", [PI], ["Panelas"], []),
+            {"30d": "311", "60d": "411", "90d": "411", "180d": "511", "360d": "511"},
+        ),
         "360plus": EMPTY,
         "rfm_group": "BEGINNERS",
         "rfm_segment": "BEGINNERS_NEW",

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
 from vtex_pipeline.simulators.server import ServerThread
 from vtex_pipeline.simulators.store import load_fixture
 from vtex_pipeline.simulators.vtex_server import FEED_APP_KEY, FEED_APP_TOKEN, create_app
 from vtex_pipeline.simulators.vtex_server.feed import compile_expression
+from vtex_pipeline_tests.conftest import SimStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY, TOKEN = "vtexappkey-sim-FEED", "FEEDTOKEN"
@@ -80,29 +80,24 @@ class Sim:
     def quantity(self, key: str = KEY) -> int:
         return int(self.get(CONFIG, key).json()["quantity"])
 
+    def with_workflow_feed(self, *invoiced: str) -> Sim:
+        """The feed configured with WORKFLOW, then the orders `invoiced` invoiced in turn."""
+        self.post(CONFIG, WORKFLOW)
+        for oid in invoiced:
+            self.status(oid, "invoiced")
+        return self
+
 
 @pytest.fixture
-def sim(fixture: dict[str, Any]) -> Iterator[Callable[..., Sim]]:
-    servers: list[ServerThread] = []
-
+def sim(fixture: dict[str, Any], start_store: Callable[..., SimStore]) -> Callable[..., Sim]:
     def start(faults: str = "") -> Sim:
-        app = create_app(
-            load_fixture(copy.deepcopy(fixture)),
-            app_keys=KEYS,
-            now=lambda: NOW,
-            faults=FaultSpec.parse(faults),
-        )
-        s = ServerThread(app).start()
-        servers.append(s)
-        out = Sim(s.url)
+        out = Sim(start_store(copy.deepcopy(fixture), app_keys=KEYS, faults=faults, now=lambda: NOW).url)
         for oid in _oids(fixture, 12):  # before any feed exists: queues nothing
             out.status(oid, "payment-pending")
         out.advance(60)
         return out
 
-    yield start
-    for s in servers:
-        s.stop()
+    return start
 
 
 def _oids(fixture: dict[str, Any], n: int) -> list[str]:
@@ -217,10 +212,7 @@ def test_status_changes_feed_items_with_the_documented_shape(
 
 
 def test_maxlot_limits(sim: Callable[..., Sim], fixture: dict[str, Any]) -> None:
-    s = sim()
-    s.post(CONFIG, WORKFLOW)
-    for oid in _oids(fixture, 12):
-        s.status(oid, "invoiced")
+    s = sim().with_workflow_feed(*_oids(fixture, 12))
     for bad in ("11", "0", "x", "-1"):
         r = s.get(FEED, maxlot=bad)
         assert r.status_code == 400, bad
@@ -233,11 +225,8 @@ def test_maxlot_limits(sim: Callable[..., Sim], fixture: dict[str, Any]) -> None
 def test_visibility_timeout_redelivers_and_commit_needs_the_latest_handle(
     sim: Callable[..., Sim], fixture: dict[str, Any]
 ) -> None:
-    s = sim()
-    s.post(CONFIG, WORKFLOW)
     a, b, c = _oids(fixture, 3)
-    for oid in (a, b, c):
-        s.status(oid, "invoiced")
+    s = sim().with_workflow_feed(a, b, c)
     first = s.read()
     assert [i["orderId"] for i in first] == [a, b, c]
     s.commit([first[0]["handle"]])
@@ -284,9 +273,7 @@ def test_fault_knobs_duplicate_shuffle_and_lose_commits(
     sim: Callable[..., Sim], fixture: dict[str, Any]
 ) -> None:
     oids = _oids(fixture, 10)
-    s = sim("feed_dup=1,seed=4")
-    s.post(CONFIG, WORKFLOW)
-    s.status(oids[0], "invoiced")
+    s = sim("feed_dup=1,seed=4").with_workflow_feed(oids[0])
     items = s.read()
     assert (
         len(items) == 2
@@ -296,16 +283,11 @@ def test_fault_knobs_duplicate_shuffle_and_lose_commits(
     s.commit([items[0]["handle"]])
     assert s.quantity() == 1  # each copy needs its own commit
 
-    s = sim("feed_shuffle=1,seed=4")
-    s.post(CONFIG, WORKFLOW)
-    for oid in oids:
-        s.status(oid, "invoiced")
+    s = sim("feed_shuffle=1,seed=4").with_workflow_feed(*oids)
     got = [i["orderId"] for i in s.read()]
     assert sorted(got) == sorted(oids) and got != oids
 
-    s = sim("feed_lost_commit=1")
-    s.post(CONFIG, WORKFLOW)
-    s.status(oids[0], "invoiced")
+    s = sim("feed_lost_commit=1").with_workflow_feed(oids[0])
     (item,) = s.read()
     s.commit([item["handle"]])
     s.advance(240)
@@ -319,10 +301,8 @@ def test_fault_knobs_duplicate_shuffle_and_lose_commits(
 def test_retention_drops_items_and_deletes_a_quiet_feed(
     sim: Callable[..., Sim], fixture: dict[str, Any]
 ) -> None:
-    s = sim()
-    s.post(CONFIG, WORKFLOW)
     a, b = _oids(fixture, 2)
-    s.status(a, "invoiced")
+    s = sim().with_workflow_feed(a)
     s.advance(3 * 86400)
     s.status(b, "invoiced")
     cfg = s.get(CONFIG).json()

@@ -19,8 +19,9 @@ from vtex_pipeline.vtex.catalog import (
     list_brands,
     list_sales_channels,
 )
-from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline.vtex.http import VtexClient
 from vtex_pipeline.vtex.verify import verify_vtex
+from vtex_pipeline_tests.vtex.clients import fast_client
 
 KEY, TOKEN = "vtexappkey-store-ABC", "token-XYZ-123456"
 
@@ -90,18 +91,7 @@ class StoreStub:
 
 
 def _client(url: str, **kw: Any) -> VtexClient:
-    fields = dict(
-        account="store",
-        app_key=KEY,
-        app_token=TOKEN,
-        base_url=url,
-        requests_per_second=2000,
-        max_attempts=2,
-        backoff_base=0.01,
-        backoff_max=0.02,
-    )
-    fields.update(kw)
-    return VtexClient(VtexSettings(**fields))
+    return fast_client(url, **{"account": "store", "app_key": KEY, "app_token": TOKEN, **kw})
 
 
 ALL = {p.key for p in P.ALL_PERMISSIONS}

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from vtex_pipeline.simulators.faults import FaultSpec
 from vtex_pipeline.simulators.generator import generate_store
-from vtex_pipeline.simulators.server import ServerThread
-from vtex_pipeline.simulators.store import load_fixture
-from vtex_pipeline.simulators.vtex_server import create_app
 from vtex_pipeline.vtex.errors import RecordError, VtexAuthError, VtexError
 from vtex_pipeline.vtex.feed import (
     FeedFilter,
@@ -27,6 +23,7 @@ from vtex_pipeline.vtex.feed import (
     feed_settings,
 )
 from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline_tests.conftest import SimStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY, TOKEN = "vtexappkey-sim-FEEDKEY", "FEED-TOKEN-SECRET"
@@ -55,6 +52,16 @@ class Box:
         assert settings is not None
         return VtexClient(settings)
 
+    def configured_feed(self) -> OrdersFeed:
+        """An OrdersFeed on the feed key, its configuration FLT with a 120 s visibility and 4 days' retention."""
+        feed = OrdersFeed(self.client())
+        feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+        return feed
+
+    def requests(self) -> dict[str, int]:
+        """The simulator's request counts by route."""
+        return requests.get(self.url + "/_sim/stats", timeout=10).json()["requests"]
+
     def status(self, oid: str, status: str) -> None:
         r = requests.post(f"{self.url}/_sim/orders/{oid}/status", json={"status": status}, timeout=10)
         r.raise_for_status()
@@ -68,27 +75,17 @@ class Box:
 
 
 @pytest.fixture
-def sim(fixture: dict[str, Any]) -> Iterator[Callable[..., Box]]:
-    servers: list[ServerThread] = []
+def sim(fixture: dict[str, Any], start_store: Callable[..., SimStore]) -> Callable[..., Box]:
     recent = (NOW - timedelta(days=700)).isoformat()
     oids = [
         o["orderId"] for o in fixture["orders"] if o["status"] == "invoiced" and o["creationDate"] > recent
     ]
 
     def start(faults: str = "") -> Box:
-        app = create_app(
-            load_fixture(copy.deepcopy(fixture)),
-            app_keys=KEYS,
-            now=lambda: NOW,
-            faults=FaultSpec.parse(faults),
-        )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return Box(server.url, oids)
+        store = start_store(copy.deepcopy(fixture), app_keys=KEYS, faults=faults, now=lambda: NOW)
+        return Box(store.url, oids)
 
-    yield start
-    for s in servers:
-        s.stop()
+    return start
 
 
 def test_ensure_config_creates_keeps_replaces_and_recreates(sim: Callable[..., Box]) -> None:
@@ -116,8 +113,7 @@ def test_ensure_config_creates_keeps_replaces_and_recreates(sim: Callable[..., B
 
 def test_read_commit_and_redelivery_after_the_visibility_timeout(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     a, b, c = box.oids[:3]
     for oid in (a, b, c):
         box.status(oid, "canceled")
@@ -139,8 +135,7 @@ def test_read_commit_and_redelivery_after_the_visibility_timeout(sim: Callable[.
 
 def test_maxlot_is_clamped_and_commits_go_in_tens(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     for oid in box.oids[:23]:
         box.status(oid, "canceled")
     first = feed.read(maxlot=50)
@@ -149,15 +144,14 @@ def test_maxlot_is_clamped_and_commits_go_in_tens(sim: Callable[..., Box]) -> No
     rest = feed.read(10) + feed.read(10)
     assert len(rest) == 12
     assert feed.commit(i.handle for i in first + rest) == 22
-    stats = requests.get(box.url + "/_sim/stats", timeout=10).json()["requests"]
+    stats = box.requests()
     assert stats["POST /api/orders/feed"] == 3  # 22 handles: 10 + 10 + 2
     assert stats["/api/orders/feed"] == 4 and box.quantity() == 1
 
 
 def test_read_up_to_loops_over_full_lots(sim: Callable[..., Box]) -> None:
     box = sim()
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     for oid in box.oids[:25]:
         box.status(oid, "canceled")
     first = feed.read_up_to(12)
@@ -165,14 +159,13 @@ def test_read_up_to_loops_over_full_lots(sim: Callable[..., Box]) -> None:
     rest = feed.read_up_to(100)
     assert [i.order_id for i in rest] == box.oids[12:25]
     assert feed.read_up_to(100) == []
-    stats = requests.get(box.url + "/_sim/stats", timeout=10).json()["requests"]
+    stats = box.requests()
     assert stats["/api/orders/feed"] == 2 + 2 + 1  # 10+2, 10+3 (short lot stops), 0
 
 
 def test_duplicates_are_deduped_and_each_copy_committed(sim: Callable[..., Box]) -> None:
     box = sim("feed_dup=1,seed=2")
-    feed = OrdersFeed(box.client())
-    feed.ensure_config(FLT, visibility_timeout=120, retention=345_600)
+    feed = box.configured_feed()
     box.status(box.oids[0], "payment-approved")
     box.status(box.oids[1], "canceled")
     lot = feed.read()
@@ -249,12 +242,8 @@ def test_feed_settings_from_env() -> None:
     s = feed_settings(base, ENV)
     assert s is not None and (s.app_key, s.app_token, s.account) == (KEY, TOKEN, "store")
     assert TOKEN not in repr(s)
-    custom = feed_settings(
-        base,
-        {"SHOP_FEED_KEY": "kk", "SHOP_FEED_TOKEN": "tt"},
-        key_var="SHOP_FEED_KEY",
-        token_var="SHOP_FEED_TOKEN",
-    )
+    shop_env = {"SHOP_FEED_KEY": "kk", "SHOP_FEED_TOKEN": "tt"}
+    custom = feed_settings(base, shop_env, key_var="SHOP_FEED_KEY", token_var="SHOP_FEED_TOKEN")
     assert custom is not None and custom.credential_vars == "SHOP_FEED_KEY / SHOP_FEED_TOKEN"
 
 

@@ -25,6 +25,7 @@ from vtex_pipeline.vtex.errors import (
     VtexRequestFailed,
 )
 from vtex_pipeline.vtex.http import VtexClient, VtexSettings, map_concurrent
+from vtex_pipeline_tests.vtex.clients import fast_client
 
 KEY = "vtexappkey-mystore-SECRETKEY9"
 TOKEN = "TOKEN-abcdefghijklmnopqrstuvwxyz-0123456789"
@@ -60,21 +61,15 @@ class Scripted:
         return sum(self.counts.values())
 
 
+# the stub's account and credentials, 4 workers and a 5 s timeout; make_client adds to FAST (clients.py)
+# more attempts and a longer back-off, which the retry tests count on
+HTTP_SETTINGS = dict(
+    account="mystore", app_key=KEY, app_token=TOKEN, requests_per_second=1000, concurrency=4, timeout=5
+)
+
+
 def make_client(url: str, **overrides: Any) -> VtexClient:
-    fields: dict[str, Any] = dict(
-        account="mystore",
-        app_key=KEY,
-        app_token=TOKEN,
-        base_url=url,
-        requests_per_second=1000,
-        concurrency=4,
-        timeout=5,
-        max_attempts=4,
-        backoff_base=0.01,
-        backoff_max=0.05,
-    )
-    fields.update(overrides)
-    return VtexClient(VtexSettings(**fields))
+    return fast_client(url, **{**HTTP_SETTINGS, "max_attempts": 4, "backoff_max": 0.05, **overrides})
 
 
 def ok(body: Any = None) -> JSONResponse:

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from vtex_pipeline.vtex.errors import VtexError
-from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline.vtex.http import VtexClient
 from vtex_pipeline.vtex.masterdata import (
     find_customer_by_user_id,
     iter_customers,
@@ -21,6 +21,7 @@ from vtex_pipeline.vtex.masterdata import (
     scroll_documents,
     search_documents,
 )
+from vtex_pipeline_tests.vtex.clients import fast_client
 
 RANGE_RE = re.compile(r"^resources=(\d+)-(\d+)$")
 
@@ -108,18 +109,7 @@ def _docs(n: int) -> list[dict[str, Any]]:
 
 
 def _client(url: str) -> VtexClient:
-    return VtexClient(
-        VtexSettings(
-            account="t",
-            app_key="test-key",
-            app_token="test-token",
-            base_url=url,
-            requests_per_second=2000,
-            max_attempts=2,
-            backoff_base=0.01,
-            backoff_max=0.02,
-        )
-    )
+    return fast_client(url)
 
 
 def test_parse_content_range() -> None:

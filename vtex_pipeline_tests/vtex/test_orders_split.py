@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from vtex_pipeline.vtex.dates import parse_vtex_datetime, truncate_ms
 from vtex_pipeline.vtex.errors import VtexNotFound, VtexRequestFailed
-from vtex_pipeline.vtex.http import VtexClient, VtexSettings
+from vtex_pipeline.vtex.http import VtexClient
 from vtex_pipeline.vtex.orders import fetch_orders, get_order, list_orders
+from vtex_pipeline_tests.vtex.clients import fast_client
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = datetime(2025, 1, 2, tzinfo=UTC)
@@ -108,19 +109,7 @@ def _orders() -> tuple[list[dict[str, Any]], set[str]]:
 
 
 def _client(url: str, **kw: Any) -> VtexClient:
-    settings = dict(
-        account="t",
-        app_key="test-key",
-        app_token="test-token",
-        base_url=url,
-        requests_per_second=2000,
-        concurrency=4,
-        max_attempts=2,
-        backoff_base=0.01,
-        backoff_max=0.02,
-    )
-    settings.update(kw)
-    return VtexClient(VtexSettings(**settings))
+    return fast_client(url, **{"concurrency": 4, **kw})
 
 
 def test_list_orders_splits_past_the_cap(serve) -> None:

@@ -484,41 +484,52 @@ def test_openapi_brand_examples() -> None:
 
 
 @needs_openapi_specs
-def test_openapi_product_examples() -> None:
-    for example in response_examples("catalog-api.json", "/api/catalog/pvt/product/{productId}"):
-        row = product_row(example)
-        assert row["product_id"] == str(example["Id"])
-    assert row == {
-        "product_id": "42",
-        "name": "Zoom Stefan Janoski Canvas RM SB Varsity Red",
-        "department_id": "2000089",
-        "category_id": "2000090",
-        "brand_id": "12121219",
-        "ref_id": "sr_1_90",
-        "link_id": "stefan-janoski-canvas-varsity-red",
-        "is_active": True,
-        "is_visible": True,
-    }
-
-
-@needs_openapi_specs
-def test_openapi_sku_examples() -> None:
-    for example in response_examples(
-        "catalog-api.json", "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}"
-    ):
-        row = sku_row(example)
-        assert row["sku_id"] == str(example["Id"])
-    assert row == {
-        "sku_id": "2001773",
-        "product_id": "2001426",
-        "name_complete": "Tabela de Basquete",
-        "product_name": "Tabela de Basquete",
-        "sku_name": "Tabela de Basquete",
-        "brand_id": "2000018",
-        "brand_name": "MARCA ARGOLO TESTE",
-        "product_category_ids": "/59/",
-        "is_active": True,
-    }
+@pytest.mark.parametrize(
+    ("path", "to_row", "id_column", "last_row"),
+    [
+        pytest.param(
+            "/api/catalog/pvt/product/{productId}",
+            product_row,
+            "product_id",
+            {
+                "product_id": "42",
+                "name": "Zoom Stefan Janoski Canvas RM SB Varsity Red",
+                "department_id": "2000089",
+                "category_id": "2000090",
+                "brand_id": "12121219",
+                "ref_id": "sr_1_90",
+                "link_id": "stefan-janoski-canvas-varsity-red",
+                "is_active": True,
+                "is_visible": True,
+            },
+            id="product",
+        ),
+        pytest.param(
+            "/api/catalog_system/pvt/sku/stockkeepingunitbyid/{skuId}",
+            sku_row,
+            "sku_id",
+            {
+                "sku_id": "2001773",
+                "product_id": "2001426",
+                "name_complete": "Tabela de Basquete",
+                "product_name": "Tabela de Basquete",
+                "sku_name": "Tabela de Basquete",
+                "brand_id": "2000018",
+                "brand_name": "MARCA ARGOLO TESTE",
+                "product_category_ids": "/59/",
+                "is_active": True,
+            },
+            id="sku",
+        ),
+    ],
+)
+def test_openapi_catalog_item_examples(path, to_row, id_column, last_row) -> None:
+    """Every example's row keeps the example's Id; the last example's row is written out in full."""
+    row = None
+    for example in response_examples("catalog-api.json", path):
+        row = to_row(example)
+        assert row[id_column] == str(example["Id"])
+    assert row == last_row
 
 
 @needs_openapi_specs
