@@ -144,15 +144,14 @@ def build_all_staging(
     """The sync's share: every staging model that is not current, timed, with this process's peak."""
     # imported here: profile_old_new runs this module against a release without profile/models.py
     from vtex_pipeline.profile.compute import sql_parameters
-    from vtex_pipeline.profile.models import MODELS, build_staging
+    from vtex_pipeline.profile.models import build_staging_layer
 
     conn.execute(f"SET memory_limit = '{settings.memory_limit}'")
-    params = sql_parameters(cfg, settings, date.today())
     t0 = time.perf_counter()
-    rebuilt = [m.name for m in MODELS if not m.per_day and build_staging(conn, m.name, params)]
+    rebuilt = build_staging_layer(conn, sql_parameters(cfg, settings, date.today()))
     return {
         "seconds_staging": round(time.perf_counter() - t0, 2),
-        "rebuilt": rebuilt,
+        "rebuilt": list(rebuilt),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 

@@ -25,7 +25,7 @@ from vtex_pipeline.profile.compute import (
     drop_intermediates,
     sql_parameters,
 )
-from vtex_pipeline.profile.models import MODELS, build_staging, is_stored, run_sql_file
+from vtex_pipeline.profile.models import MODELS, build_staging_layer, is_stored, run_sql_file
 from vtex_pipeline.profile.settings import ProfileSettings
 from vtex_pipeline.warehouse.connection import transaction
 
@@ -167,8 +167,8 @@ def compute_kpis(
     steps: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        for name in STAGING:  # kept when current (the Dagster asset depends on them): a few counts
-            build_staging(conn, name, sql_parameters(cfg, settings, as_of))
+        # kept when current (the Dagster asset depends on them): a few counts
+        build_staging_layer(conn, sql_parameters(cfg, settings, as_of))
         steps["staging"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         previous_as_of, previous_source = _previous_profile(conn, cfg, settings, recompute_previous)

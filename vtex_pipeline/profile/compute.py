@@ -25,7 +25,7 @@ from vtex_pipeline.predictions.names import PREDICTION_COLUMNS
 from vtex_pipeline.profile import prediction_report
 from vtex_pipeline.profile.models import (
     MODELS,
-    build_staging,
+    build_staging_layer,
     check_upstream,
     drop_temp_models,
     named_parameters,
@@ -402,12 +402,11 @@ def compute_profile(
     prepare_models(conn)
     params = sql_parameters(cfg, settings, as_of)
     steps: dict[str, float] = {}
-    for model in MODELS:
+    if staging:
+        steps.update(build_staging_layer(conn, params))  # timed where rebuilt; current ones are kept
+    for model in (m for m in MODELS if m.per_day):
         t0 = time.perf_counter()
-        if model.per_day:
-            build_model(conn, model.name, settings, params, temp=temp, reference=reference)
-        elif not staging or not build_staging(conn, model.name, params):
-            continue  # current: no step to time
+        build_model(conn, model.name, settings, params, temp=temp, reference=reference)
         steps[model.name] = round(time.perf_counter() - t0, 3)
     try:
         return finish_profile(
